@@ -1,0 +1,254 @@
+//! The backend client: re-signs each request with the backend's keys and streams it there.
+//!
+//! The body is never read here: it is handed to hyper as a stream with its exact
+//! `Content-Length`, signed as `UNSIGNED-PAYLOAD`. Only the gateway holds the backend's keys.
+
+use std::error::Error as StdError;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::RemoteBackend;
+use crate::error::GatewayError;
+
+/// A request or response body on its way through the gateway.
+pub type ProxyBody = BoxBody<Bytes, Box<dyn StdError + Send + Sync>>;
+
+/// Connection-pooled, signing client for one backend endpoint.
+#[derive(Clone)]
+pub struct Backend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    host: HeaderValue,
+    identity: Identity,
+    region: String,
+    response_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendSetupError {
+    #[error("cannot read the CA file {path}: {source}")]
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the CA file {0} holds no usable certificate")]
+    NoCertificates(String),
+    #[error("backend url has no host")]
+    NoHost,
+    #[error("backend host is not a valid header value")]
+    BadHost,
+}
+
+fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, BackendSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for err in &native.errors {
+        tracing::warn!(error = %err, "a system CA certificate could not be loaded");
+    }
+    let _ = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let shown = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|source| BackendSetupError::CaFile {
+            path: shown.clone(),
+            source,
+        })?;
+        let certs: Vec<_> = rustls_pemfile::certs(&mut std::io::BufReader::new(file))
+            .collect::<Result<_, _>>()
+            .map_err(|source| BackendSetupError::CaFile {
+                path: shown.clone(),
+                source,
+            })?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(BackendSetupError::NoCertificates(shown));
+        }
+    }
+    Ok(roots)
+}
+
+impl Backend {
+    /// Builds the client. Nothing is connected yet.
+    ///
+    /// # Errors
+    /// A CA file that cannot be read, or a URL without a host.
+    pub fn new(remote: &RemoteBackend) -> Result<Self, BackendSetupError> {
+        let authority = remote
+            .url
+            .authority()
+            .cloned()
+            .ok_or(BackendSetupError::NoHost)?;
+        let scheme = remote
+            .url
+            .scheme()
+            .cloned()
+            .unwrap_or(http::uri::Scheme::HTTP);
+        let host =
+            HeaderValue::from_str(authority.as_str()).map_err(|_| BackendSetupError::BadHost)?;
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(remote.connect_timeout_secs)));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BackendSetupError::CaFile {
+            path: String::new(),
+            source: std::io::Error::other(e),
+        })?
+        .with_root_certificates(root_store(remote.ca_file.as_deref())?)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build(connector);
+
+        let identity = Credentials::new(
+            remote.access_key.clone(),
+            remote.secret_key.expose().to_owned(),
+            None,
+            None,
+            "wormgate-config",
+        )
+        .into();
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                scheme,
+                authority,
+                host,
+                identity,
+                region: remote.region.clone(),
+                response_timeout: Duration::from_secs(remote.response_timeout_secs),
+            }),
+        })
+    }
+
+    /// Signs and sends one request; returns the backend's response with its body still streaming.
+    ///
+    /// `path_and_query` must already be in canonical S3 encoding (see `target`). `headers` holds
+    /// only end-to-end headers meant for the backend; `Host` and the signature are set here.
+    ///
+    /// # Errors
+    /// `BackendUnavailable` when the backend cannot be reached or does not answer in time;
+    /// `InvalidArgument` for a header the signature cannot carry.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: ProxyBody,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let inner = &*self.inner;
+        let uri = Uri::builder()
+            .scheme(inner.scheme.clone())
+            .authority(inner.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| GatewayError::InvalidUri(format!("cannot build the backend URI: {e}")))?;
+        headers.insert(HOST, inner.host.clone());
+
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body)
+            .map_err(|e| {
+                GatewayError::Internal(format!("cannot build the backend request: {e}"))
+            })?;
+        *request.headers_mut() = headers;
+        self.sign(&mut request)?;
+
+        let fut = inner.client.request(request);
+        match tokio::time::timeout(inner.response_timeout, fut).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(GatewayError::BackendUnavailable(error_chain(&e))),
+            Err(_) => Err(GatewayError::BackendUnavailable(format!(
+                "no response within {} s",
+                inner.response_timeout.as_secs()
+            ))),
+        }
+    }
+
+    fn sign<B>(&self, request: &mut Request<B>) -> Result<(), GatewayError> {
+        let inner = &*self.inner;
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&inner.identity)
+            .region(&inner.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| GatewayError::Internal(format!("signing parameters: {e}")))?
+            .into();
+
+        let mut pairs = Vec::with_capacity(request.headers().len());
+        for (name, value) in request.headers() {
+            let value = value.to_str().map_err(|_| {
+                GatewayError::InvalidArgument(format!(
+                    "header {name} must be ASCII to be forwarded"
+                ))
+            })?;
+            pairs.push((name.as_str(), value));
+        }
+        let uri = request.uri().to_string();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            uri,
+            pairs.into_iter(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| GatewayError::InvalidArgument(format!("cannot sign the request: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| GatewayError::Internal(format!("signing failed: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}
+
+/// The whole cause chain of an error, for the log.
+pub fn error_chain(e: &dyn StdError) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,530 @@
+//! The one typed configuration: a TOML file, then environment variables on top (the sidecar way).
+//!
+//! Unknown fields are errors: a typo must never silently relax anything. Secrets may come from
+//! the file, from a file of their own, or from the environment; they are never logged.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the gateway listens when nothing else is said.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
+/// Where the gateway keeps its state when nothing else is said.
+pub const DEFAULT_DATA_DIR: &str = "./wormgate-data";
+/// The region clients and the backend sign for when nothing else is said.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The configuration file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The S3 listener and the gateway's own state.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// The object store behind the gateway. Absent: an embedded local store under the data dir.
+    pub backend: Option<BackendSection>,
+    /// The keys clients sign with. Absent (and none in the environment): one user is generated
+    /// and kept in the data directory.
+    #[serde(default)]
+    pub users: Vec<UserSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address of the S3 listener, e.g. `127.0.0.1:9000`. Env: `WORMGATE_LISTEN`.
+    pub listen: Option<SocketAddr>,
+    /// Directory for the gateway's state (generated credentials, the embedded store).
+    /// Env: `WORMGATE_DATA`.
+    pub data_dir: Option<PathBuf>,
+    /// Region the clients sign for. Informational: clients may sign for any region.
+    pub region: Option<String>,
+    /// Base domain for virtual-host-style requests: `bucket.<base_domain>` addresses `bucket`.
+    /// Without it every request is path-style. Env: `WORMGATE_BASE_DOMAIN`.
+    pub base_domain: Option<String>,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[backend]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// Endpoint of the store, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9100`.
+    /// Requests go path-style to it. Env: `WORMGATE_BACKEND_URL`.
+    pub url: Option<String>,
+    /// Access key of the backend account; only the gateway holds it.
+    /// Env: `WORMGATE_BACKEND_ACCESS_KEY`.
+    pub access_key: Option<String>,
+    /// Secret key of the backend account. Env: `WORMGATE_BACKEND_SECRET_KEY`.
+    pub secret_key: Option<String>,
+    /// A file holding the backend secret key (a mounted secret); used when `secret_key` is unset.
+    pub secret_key_file: Option<PathBuf>,
+    /// Region to sign backend requests for. Env: `WORMGATE_BACKEND_REGION`.
+    pub region: Option<String>,
+    /// Extra PEM CA certificates trusted for an https backend, beside the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds to wait for a TCP/TLS connection to the backend (default 5).
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds to wait for the backend's response headers once the request is sent (default 300:
+    /// completing a large multipart upload can take minutes on some stores).
+    pub response_timeout_secs: Option<u64>,
+}
+
+/// `[[users]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSection {
+    /// Access key the client signs with.
+    pub access_key: String,
+    /// Secret key; or use `secret_key_file`.
+    pub secret_key: Option<String>,
+    /// A file holding the secret key.
+    pub secret_key_file: Option<PathBuf>,
+    /// Buckets this user may touch; `"*"` for all. Default: all.
+    pub buckets: Option<Vec<String>>,
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Which buckets a user may address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketScope {
+    All,
+    Only(Vec<String>),
+}
+
+impl BucketScope {
+    #[must_use]
+    pub fn allows(&self, bucket: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(list) => list.iter().any(|b| b == bucket),
+        }
+    }
+}
+
+/// A client identity.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub buckets: BucketScope,
+}
+
+/// The backend the gateway forwards to.
+#[derive(Debug, Clone)]
+pub enum BackendSettings {
+    /// An s3s-fs store inside the gateway process, under `<data_dir>/objects`.
+    Embedded,
+    Remote(RemoteBackend),
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteBackend {
+    pub url: http::Uri,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub region: String,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout_secs: u64,
+    pub response_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The validated settings the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub base_domain: Option<String>,
+    pub tls: Option<TlsSettings>,
+    pub backend: BackendSettings,
+    /// Configured users. Empty means "generate one in the data directory" (see `credentials`).
+    pub users: Vec<User>,
+    /// Timeouts used with the embedded store, and defaults for a remote one.
+    pub connect_timeout_secs: u64,
+    pub response_timeout_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where values come from besides the file; a function so tests need not touch the process env.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    ///
+    /// # Errors
+    /// Unreadable file, invalid TOML or an unknown field.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+}
+
+fn secret_from(
+    inline: Option<String>,
+    file: Option<&Path>,
+    what: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
+            "{what}: set secret_key or secret_key_file, not both"
+        ))),
+        (Some(s), None) => Ok(Some(Secret::new(s))),
+        (None, Some(path)) => read_secret_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+impl Settings {
+    /// Resolves the file and the environment into validated settings.
+    ///
+    /// # Errors
+    /// Any value that does not make sense; the message names it.
+    #[allow(clippy::too_many_lines)]
+    pub fn resolve(file: FileConfig, env: &dyn Env) -> Result<Self, ConfigError> {
+        let listen = match env.var("WORMGATE_LISTEN") {
+            Some(v) => v
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("WORMGATE_LISTEN={v}: {e}")))?,
+            None => file.server.listen.unwrap_or_else(|| {
+                DEFAULT_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9000)))
+            }),
+        };
+        let data_dir = env
+            .var("WORMGATE_DATA")
+            .map(PathBuf::from)
+            .or(file.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let region = file
+            .server
+            .region
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let base_domain = env
+            .var("WORMGATE_BASE_DOMAIN")
+            .or(file.server.base_domain)
+            .map(|d| d.trim_matches('.').to_ascii_lowercase());
+        if base_domain.as_deref() == Some("") {
+            return Err(ConfigError::Invalid("server.base_domain is empty".into()));
+        }
+        let tls = match (file.server.tls_cert, file.server.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "server.tls_cert and server.tls_key go together".into(),
+                ));
+            }
+        };
+
+        let connect_timeout_secs = 5;
+        let response_timeout_secs = 300;
+        let section = file.backend.unwrap_or_default();
+        let url = env.var("WORMGATE_BACKEND_URL").or(section.url);
+        let backend = match url {
+            None => BackendSettings::Embedded,
+            Some(url) => {
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|e| ConfigError::Invalid(format!("backend url {url:?}: {e}")))?;
+                match uri.scheme_str() {
+                    Some("http" | "https") => {}
+                    _ => {
+                        return Err(ConfigError::Invalid(format!(
+                            "backend url {url:?}: must start with http:// or https://"
+                        )));
+                    }
+                }
+                if uri.authority().is_none() {
+                    return Err(ConfigError::Invalid(format!(
+                        "backend url {url:?}: no host"
+                    )));
+                }
+                if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+                    return Err(ConfigError::Invalid(format!(
+                        "backend url {url:?}: give the endpoint only, without a path or query"
+                    )));
+                }
+                let access_key = env
+                    .var("WORMGATE_BACKEND_ACCESS_KEY")
+                    .or(section.access_key)
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(
+                            "backend access key missing (backend.access_key or WORMGATE_BACKEND_ACCESS_KEY)".into(),
+                        )
+                    })?;
+                let secret_key = match env.var("WORMGATE_BACKEND_SECRET_KEY") {
+                    Some(s) => Secret::new(s),
+                    None => secret_from(
+                        section.secret_key,
+                        section.secret_key_file.as_deref(),
+                        "backend",
+                    )?
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(
+                            "backend secret key missing (backend.secret_key, backend.secret_key_file or WORMGATE_BACKEND_SECRET_KEY)".into(),
+                        )
+                    })?,
+                };
+                let region = env
+                    .var("WORMGATE_BACKEND_REGION")
+                    .or(section.region)
+                    .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+                BackendSettings::Remote(RemoteBackend {
+                    url: uri,
+                    access_key,
+                    secret_key,
+                    region,
+                    ca_file: section.ca_file,
+                    connect_timeout_secs: section
+                        .connect_timeout_secs
+                        .unwrap_or(connect_timeout_secs),
+                    response_timeout_secs: section
+                        .response_timeout_secs
+                        .unwrap_or(response_timeout_secs),
+                })
+            }
+        };
+
+        let mut users = Vec::with_capacity(file.users.len() + 1);
+        for u in file.users {
+            let what = format!("user {}", u.access_key);
+            let secret = secret_from(u.secret_key, u.secret_key_file.as_deref(), &what)?
+                .ok_or_else(|| ConfigError::Invalid(format!("{what}: no secret key")))?;
+            users.push(User {
+                buckets: scope_from(u.buckets),
+                access_key: u.access_key,
+                secret_key: secret,
+            });
+        }
+        match (
+            env.var("WORMGATE_ACCESS_KEY"),
+            env.var("WORMGATE_SECRET_KEY"),
+        ) {
+            (Some(ak), Some(sk)) => {
+                // The environment's user replaces a configured user of the same key.
+                users.retain(|u| u.access_key != ak);
+                users.push(User {
+                    access_key: ak,
+                    secret_key: Secret::new(sk),
+                    buckets: BucketScope::All,
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "WORMGATE_ACCESS_KEY and WORMGATE_SECRET_KEY go together".into(),
+                ));
+            }
+        }
+        for (i, u) in users.iter().enumerate() {
+            validate_key(&u.access_key, u.secret_key.expose())?;
+            if users[..i].iter().any(|o| o.access_key == u.access_key) {
+                return Err(ConfigError::Invalid(format!(
+                    "user {} is configured twice",
+                    u.access_key
+                )));
+            }
+        }
+
+        Ok(Self {
+            listen,
+            data_dir,
+            region,
+            base_domain,
+            tls,
+            backend,
+            users,
+            connect_timeout_secs,
+            response_timeout_secs,
+        })
+    }
+}
+
+fn scope_from(buckets: Option<Vec<String>>) -> BucketScope {
+    match buckets {
+        None => BucketScope::All,
+        Some(list) if list.iter().any(|b| b == "*") => BucketScope::All,
+        Some(list) => BucketScope::Only(list),
+    }
+}
+
+fn validate_key(access_key: &str, secret_key: &str) -> Result<(), ConfigError> {
+    let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    if !printable(access_key) || access_key.contains(['/', '=', ',']) {
+        return Err(ConfigError::Invalid(format!(
+            "access key {access_key:?}: use printable ASCII without '/', '=' or ','"
+        )));
+    }
+    if !printable(secret_key) {
+        return Err(ConfigError::Invalid(format!(
+            "user {access_key}: the secret key must be printable ASCII"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|s| (*s).to_owned())
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> MapEnv {
+        MapEnv(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_store_on_loopback() {
+        let s = Settings::resolve(FileConfig::default(), &env(&[])).expect("resolves");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert!(matches!(s.backend, BackendSettings::Embedded));
+        assert!(s.users.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_is_an_error() {
+        let err = toml::from_str::<FileConfig>(
+            "[server]\nlisten = \"127.0.0.1:1\"\nretention_off = true\n",
+        )
+        .expect_err("must fail");
+        assert!(err.to_string().contains("retention_off"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [server]
+            listen = "127.0.0.1:1"
+            [backend]
+            url = "http://127.0.0.1:2"
+            access_key = "file-ak"
+            secret_key = "file-sk"
+            [[users]]
+            access_key = "agent"
+            secret_key = "agent-secret"
+            buckets = ["backups"]
+            "#,
+        )
+        .expect("parses");
+        let s = Settings::resolve(
+            file,
+            &env(&[
+                ("WORMGATE_LISTEN", "127.0.0.1:3"),
+                ("WORMGATE_BACKEND_URL", "https://example.invalid"),
+                ("WORMGATE_BACKEND_SECRET_KEY", "env-sk"),
+                ("WORMGATE_ACCESS_KEY", "envuser"),
+                ("WORMGATE_SECRET_KEY", "envsecret"),
+            ]),
+        )
+        .expect("resolves");
+        assert_eq!(s.listen.port(), 3);
+        let BackendSettings::Remote(b) = &s.backend else {
+            panic!("remote expected")
+        };
+        assert_eq!(b.url.to_string(), "https://example.invalid/");
+        assert_eq!(b.access_key, "file-ak");
+        assert_eq!(b.secret_key.expose(), "env-sk");
+        assert_eq!(s.users.len(), 2);
+        assert!(!s.users[0].buckets.allows("other"));
+        assert!(s.users[1].buckets.allows("other"));
+    }
+
+    #[test]
+    fn backend_without_secret_is_refused() {
+        let err = Settings::resolve(
+            FileConfig::default(),
+            &env(&[
+                ("WORMGATE_BACKEND_URL", "http://127.0.0.1:2"),
+                ("WORMGATE_BACKEND_ACCESS_KEY", "ak"),
+            ]),
+        )
+        .expect_err("must fail");
+        assert!(err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
+    }
+}

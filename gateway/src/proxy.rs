@@ -1,0 +1,306 @@
+//! The request path: every authenticated request is classified, authorised and forwarded raw.
+//!
+//! s3s has already verified the signature (header, presigned or aws-chunked) and decodes the
+//! body as a stream; this module never reads a body. What must never happen here: a request
+//! that is not recognised and is not a read reaching the backend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::BodyExt;
+use hyper::http::Extensions;
+use s3s::route::S3Route;
+use s3s::{Body, S3Error, S3Request, S3Response, S3Result};
+
+use crate::backend::{Backend, ProxyBody};
+use crate::config::User;
+use crate::error::GatewayError;
+use crate::op::S3Op;
+use crate::target::{Query, Target};
+
+/// The id of one request, put in the request's extensions by the server and echoed in
+/// `x-amz-request-id` and in every error body.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Everything the request path needs, shared by all connections.
+pub struct Gateway {
+    backend: Backend,
+    users: HashMap<String, User>,
+    base_domain: Option<String>,
+}
+
+/// Request headers that belong to the client's hop or to its signature, never to the backend.
+const DROPPED_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+    "x-amz-decoded-content-length",
+    "x-amz-trailer",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+];
+
+/// Response headers that belong to the backend's hop.
+const DROPPED_RESPONSE_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Gateway {
+    #[must_use]
+    pub fn new(backend: Backend, users: &[User], base_domain: Option<String>) -> Self {
+        Self {
+            backend,
+            users: users
+                .iter()
+                .map(|u| (u.access_key.clone(), u.clone()))
+                .collect(),
+            base_domain,
+        }
+    }
+
+    /// The secret key of a user, for s3s's signature check.
+    #[must_use]
+    pub fn secret_of(&self, access_key: &str) -> Option<&str> {
+        self.users.get(access_key).map(|u| u.secret_key.expose())
+    }
+
+    async fn handle(&self, req: S3Request<Body>) -> Result<S3Response<Body>, GatewayError> {
+        let user = req
+            .credentials
+            .as_ref()
+            .and_then(|c| self.users.get(&c.access_key))
+            .ok_or_else(|| GatewayError::AccessDenied("Access Denied".into()))?;
+        let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let target = Target::resolve(req.uri.path(), host, self.base_domain.as_deref())
+            .map_err(|e| GatewayError::InvalidUri(e.to_string()))?;
+        let mut query = Query::parse(req.uri.query().unwrap_or_default());
+        query.remove_signature();
+        let op = S3Op::classify(&req.method, &target, &query, &req.headers);
+        tracing::debug!(op = op.name(), bucket = ?target.bucket, key = ?target.key, user = %user.access_key, "classified");
+
+        if op == S3Op::Unknown && !matches!(req.method, Method::GET | Method::HEAD) {
+            return Err(GatewayError::UnknownOperation(format!(
+                "{} {}",
+                req.method,
+                req.uri.path()
+            )));
+        }
+        authorize(user, &target, &req.headers)?;
+        if matches!(
+            op,
+            S3Op::ListObjects | S3Op::ListObjectsV2 | S3Op::ListObjectVersions
+        ) {
+            query.normalise_listing();
+        }
+
+        let mut path_and_query = target.backend_path();
+        if let Some(q) = query.to_backend_string() {
+            path_and_query.push('?');
+            path_and_query.push_str(&q);
+        }
+        let headers = backend_headers(&req.headers);
+        let body: ProxyBody = req
+            .input
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e })
+            .boxed();
+        let resp = self
+            .backend
+            .send(req.method.clone(), &path_and_query, headers, body)
+            .await?;
+
+        let (parts, incoming) = resp.into_parts();
+        let mut out = S3Response::with_status(Body::from(incoming), parts.status);
+        out.headers = parts.headers;
+        for name in DROPPED_RESPONSE_HEADERS {
+            out.headers.remove(*name);
+        }
+        Ok(out)
+    }
+}
+
+/// The user may address the request's bucket, and for a copy the source's bucket too.
+fn authorize(user: &User, target: &Target, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let denied = || GatewayError::AccessDenied("Access Denied".into());
+    if let Some(bucket) = &target.bucket
+        && !user.buckets.allows(bucket)
+    {
+        return Err(denied());
+    }
+    if let Some(source) = headers.get("x-amz-copy-source") {
+        let source = source
+            .to_str()
+            .map_err(|_| GatewayError::InvalidArgument("x-amz-copy-source is not ASCII".into()))?;
+        let path = source.split('?').next().unwrap_or_default();
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let source = Target::path_style(&path)
+            .map_err(|e| GatewayError::InvalidArgument(format!("x-amz-copy-source: {e}")))?;
+        match &source.bucket {
+            Some(b) if user.buckets.allows(b) => {}
+            _ => return Err(denied()),
+        }
+    }
+    Ok(())
+}
+
+/// The client's end-to-end headers, minus its signature and hop-by-hop headers.
+fn backend_headers(incoming: &HeaderMap) -> HeaderMap {
+    // Headers named in `Connection` are hop-by-hop too.
+    let connection_named: Vec<HeaderName> = incoming
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    let mut out = HeaderMap::with_capacity(incoming.len());
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if DROPPED_REQUEST_HEADERS.contains(&n) || connection_named.contains(name) {
+            continue;
+        }
+        if name == header::CONTENT_ENCODING {
+            // aws-chunked framing was decoded by s3s; any other coding belongs to the object.
+            let rest: Vec<&str> = value
+                .to_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            if !rest.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&rest.join(","))
+            {
+                out.append(name.clone(), v);
+            }
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// s3s route that takes every request.
+pub struct ForwardRoute {
+    pub gateway: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl S3Route for ForwardRoute {
+    fn is_match(&self, _: &Method, _: &http::Uri, _: &HeaderMap, _: &mut Extensions) -> bool {
+        true
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let request_id = req
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let method = req.method.clone();
+        let path = req.uri.path().to_owned();
+        self.gateway.handle(req).await.map_err(|e| {
+            match &e {
+                GatewayError::BackendUnavailable(_) | GatewayError::Internal(_) => {
+                    tracing::error!(%request_id, %method, %path, error = %e, "request failed");
+                }
+                _ => tracing::info!(%request_id, %method, %path, error = %e, "request refused"),
+            }
+            e.into_s3(&request_id)
+        })
+    }
+}
+
+/// Users' secrets for s3s's signature check; an unknown key is `InvalidAccessKeyId`, as on AWS.
+pub struct UserAuth {
+    pub gateway: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for UserAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<s3s::auth::SecretKey> {
+        self.gateway
+            .secret_of(access_key)
+            .map(|s| s3s::auth::SecretKey::from(s.to_owned()))
+            .ok_or_else(|| {
+                S3Error::with_message(
+                    s3s::S3ErrorCode::InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                )
+            })
+    }
+}
+
+/// Placeholder S3 implementation: the catch-all route takes every request, so s3s never
+/// dispatches to it, and if it ever did, every operation answers NotImplemented.
+pub struct NoOperations;
+
+#[async_trait::async_trait]
+impl s3s::S3 for NoOperations {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_and_hop_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("AWS4-HMAC-SHA256 ..."),
+        );
+        h.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_static("STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        );
+        h.insert(
+            "x-amz-decoded-content-length",
+            HeaderValue::from_static("5"),
+        );
+        h.insert("content-encoding", HeaderValue::from_static("aws-chunked"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-amz-meta-a", HeaderValue::from_static("b"));
+        h.insert("content-length", HeaderValue::from_static("5"));
+        let out = backend_headers(&h);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-amz-meta-a", "content-length"]);
+
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-encoding",
+            HeaderValue::from_static("aws-chunked,gzip"),
+        );
+        assert_eq!(
+            backend_headers(&h)
+                .get("content-encoding")
+                .map(HeaderValue::as_bytes),
+            Some(&b"gzip"[..])
+        );
+    }
+}

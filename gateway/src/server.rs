@@ -1,0 +1,274 @@
+//! The listener: accepts connections (plain or TLS), gives each request an id, and hands it to
+//! s3s, whose catch-all route is the gateway. `Server::run(listener, shutdown)` is the testable
+//! entry point: tests bind `127.0.0.1:0` and call it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::backend::Backend;
+use crate::config::{BackendSettings, RemoteBackend, Settings, TlsSettings, User};
+use crate::embedded::Embedded;
+use crate::proxy::{ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
+
+/// How long in-flight requests may run on after shutdown is asked for.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("embedded store: {0}")]
+    Embedded(std::io::Error),
+    #[error("credentials: {0}")]
+    Credentials(std::io::Error),
+    #[error("backend: {0}")]
+    Backend(#[from] crate::backend::BackendSetupError),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A gateway ready to serve.
+pub struct Server {
+    service: S3Service,
+    tls: Option<TlsAcceptor>,
+    /// Kept alive as long as the server: the in-process store behind an embedded default.
+    _embedded: Option<Embedded>,
+    /// The users clients may sign as (the generated one included).
+    pub users: Vec<User>,
+}
+
+impl Server {
+    /// Starts the embedded store if no backend is configured, loads or generates credentials,
+    /// and builds the request path.
+    ///
+    /// # Errors
+    /// The data directory, the TLS files or the backend settings are unusable.
+    pub async fn new(settings: &Settings) -> Result<Self, StartError> {
+        let (remote, embedded) = match &settings.backend {
+            BackendSettings::Remote(r) => (r.clone(), None),
+            BackendSettings::Embedded => {
+                let store = Embedded::start(&settings.data_dir.join("objects"))
+                    .await
+                    .map_err(StartError::Embedded)?;
+                let remote = RemoteBackend {
+                    url: store.endpoint.clone(),
+                    access_key: store.access_key.clone(),
+                    secret_key: store.secret_key.clone(),
+                    region: settings.region.clone(),
+                    ca_file: None,
+                    connect_timeout_secs: settings.connect_timeout_secs,
+                    response_timeout_secs: settings.response_timeout_secs,
+                };
+                (remote, Some(store))
+            }
+        };
+        let mut users = settings.users.clone();
+        if users.is_empty() {
+            users.push(
+                crate::credentials::load_or_generate(&settings.data_dir)
+                    .map_err(StartError::Credentials)?,
+            );
+        }
+        let backend = Backend::new(&remote)?;
+        let gateway = Arc::new(Gateway::new(backend, &users, settings.base_domain.clone()));
+
+        let mut builder = S3ServiceBuilder::new(NoOperations);
+        builder.set_auth(UserAuth {
+            gateway: Arc::clone(&gateway),
+        });
+        builder.set_route(ForwardRoute { gateway });
+        let service = builder.build();
+
+        let tls = settings.tls.as_ref().map(tls_acceptor).transpose()?;
+        Ok(Self {
+            service,
+            tls,
+            _embedded: embedded,
+            users,
+        })
+    }
+
+    /// Whether the listener speaks HTTPS.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish (up to a grace period).
+    ///
+    /// # Errors
+    /// Never for a single bad connection; only if the listener itself fails.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let service = self.service;
+        let handler = service_fn(move |mut req: http::Request<Incoming>| {
+            let service = service.clone();
+            async move {
+                let id = next_request_id();
+                req.extensions_mut().insert(RequestId(id.clone()));
+                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                let mut resp = service.call(req.map(s3s::Body::from)).await?;
+                if resp.status().is_client_error() || resp.status().is_server_error() {
+                    tracing::info!(request_id = %id, %method, %path, status = resp.status().as_u16(), "error reply");
+                }
+                if !resp.headers().contains_key("x-amz-request-id")
+                    && let Ok(v) = HeaderValue::from_str(&id)
+                {
+                    resp.headers_mut().insert("x-amz-request-id", v);
+                }
+                Ok::<_, s3s::HttpError>(resp)
+            }
+        });
+        serve(listener, self.tls, handler, shutdown).await
+    }
+}
+
+/// Accept loop shared by the gateway and the embedded store.
+pub(crate) async fn serve<S>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<s3s::Body>,
+            Error = s3s::HttpError,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let builder = Arc::new(ConnBuilder::new(TokioExecutor::new()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let builder = Arc::clone(&builder);
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+    Ok(())
+}
+
+fn tls_acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, StartError> {
+    let read = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .map(std::io::BufReader::new)
+            .map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(&tls.cert)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| StartError::Tls(format!("{}: {e}", tls.cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "{}: no certificate",
+            tls.cert.display()
+        )));
+    }
+    let key = rustls_pemfile::private_key(&mut read(&tls.key)?)
+        .map_err(|e| StartError::Tls(format!("{}: {e}", tls.key.display())))?
+        .ok_or_else(|| StartError::Tls(format!("{}: no private key", tls.key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StartError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| StartError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A request id unique within this process and, with high probability, across restarts.
+fn next_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        u32::from_le_bytes(b)
+    });
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:08X}{n:08X}")
+}
+
+/// The address a listener is bound to, for messages.
+#[must_use]
+pub fn endpoint(addr: SocketAddr, tls: bool) -> String {
+    format!("{}://{addr}", if tls { "https" } else { "http" })
+}

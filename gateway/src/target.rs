@@ -1,0 +1,274 @@
+//! What a request addresses: bucket, key and query, decoded once, and re-encoded for the backend
+//! in the one canonical form every S3 server verifies signatures against.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use percent_encoding::percent_decode_str;
+
+/// Bucket and key of a request, percent-decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Target {
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TargetError {
+    #[error("the request path is not valid UTF-8 after decoding")]
+    NotUtf8,
+    #[error("the request path does not start with '/'")]
+    NotAbsolute,
+}
+
+fn decode(raw: &str) -> Result<String, TargetError> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| TargetError::NotUtf8)
+}
+
+impl Target {
+    /// `/bucket/key...` (the key may contain further slashes; `/bucket/` is the bucket).
+    ///
+    /// # Errors
+    /// The path is not absolute or does not decode to UTF-8.
+    pub fn path_style(raw_path: &str) -> Result<Self, TargetError> {
+        let rest = raw_path.strip_prefix('/').ok_or(TargetError::NotAbsolute)?;
+        if rest.is_empty() {
+            return Ok(Self::default());
+        }
+        let (bucket, key) = match rest.split_once('/') {
+            Some((b, k)) => (b, (!k.is_empty()).then_some(k)),
+            None => (rest, None),
+        };
+        Ok(Self {
+            bucket: Some(decode(bucket)?),
+            key: key.map(decode).transpose()?,
+        })
+    }
+
+    /// Resolves path-style or, when `Host` is `<bucket>.<base_domain>`, virtual-host-style.
+    ///
+    /// # Errors
+    /// As for [`Target::path_style`].
+    pub fn resolve(
+        raw_path: &str,
+        host: Option<&str>,
+        base_domain: Option<&str>,
+    ) -> Result<Self, TargetError> {
+        if let (Some(host), Some(base)) = (host, base_domain) {
+            let host = host
+                .rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host, |(h, _)| h)
+                .to_ascii_lowercase();
+            if let Some(bucket) = host
+                .strip_suffix(base)
+                .and_then(|h| h.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+            {
+                let rest = raw_path.strip_prefix('/').ok_or(TargetError::NotAbsolute)?;
+                return Ok(Self {
+                    bucket: Some(bucket.to_owned()),
+                    key: (!rest.is_empty()).then(|| decode(rest)).transpose()?,
+                });
+            }
+        }
+        Self::path_style(raw_path)
+    }
+
+    /// The path-style path for the backend, canonically encoded.
+    #[must_use]
+    pub fn backend_path(&self) -> String {
+        let mut out = String::with_capacity(
+            1 + self.bucket.as_ref().map_or(0, String::len)
+                + self.key.as_ref().map_or(0, String::len)
+                + 8,
+        );
+        out.push('/');
+        if let Some(bucket) = &self.bucket {
+            encode_into(&mut out, bucket, false);
+            if let Some(key) = &self.key {
+                out.push('/');
+                encode_into(&mut out, key, true);
+            }
+        }
+        out
+    }
+}
+
+/// AWS's URI encoding: every byte but `A-Za-z0-9-._~` (and `/` in paths) as `%XX`.
+fn encode_into(out: &mut String, s: &str, keep_slash: bool) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Query parameters of a presigned URL: they authenticate the client and must not reach the
+/// backend.
+const SIGNATURE_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
+];
+
+/// A decoded query string, in the client's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Parses `a=1&b&c=%20` (`+` is a space, as in form encoding and in s3s).
+    #[must_use]
+    pub fn parse(raw: &str) -> Self {
+        let pairs = raw
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode_form(k), decode_form(v))
+            })
+            .collect();
+        Self(pairs)
+    }
+
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// Drops the presigned-URL signature parameters.
+    pub fn remove_signature(&mut self) {
+        self.0
+            .retain(|(k, _)| !SIGNATURE_PARAMS.contains(&k.as_str()));
+    }
+
+    /// Drops parameters that AWS treats as absent when empty but some stores do not
+    /// (s3s-fs treats `delimiter=` as a real delimiter, which empties recursive listings).
+    pub fn normalise_listing(&mut self) {
+        self.0.retain(|(k, v)| {
+            !(v.is_empty()
+                && matches!(
+                    k.as_str(),
+                    "delimiter"
+                        | "prefix"
+                        | "marker"
+                        | "start-after"
+                        | "continuation-token"
+                        | "key-marker"
+                        | "version-id-marker"
+                        | "encoding-type"
+                ))
+        });
+    }
+
+    /// The canonical encoding for the backend, or `None` when empty.
+    #[must_use]
+    pub fn to_backend_string(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            encode_into(&mut out, k, false);
+            out.push('=');
+            encode_into(&mut out, v, false);
+        }
+        Some(out)
+    }
+}
+
+fn decode_form(s: &str) -> String {
+    if s.contains('+') {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    } else {
+        percent_decode_str(s).decode_utf8_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_style() {
+        assert_eq!(Target::path_style("/").expect("ok"), Target::default());
+        let t = Target::path_style("/b/").expect("ok");
+        assert_eq!((t.bucket.as_deref(), t.key.as_deref()), (Some("b"), None));
+        let t = Target::path_style("/b/dir/a%20b%2Bc").expect("ok");
+        assert_eq!(t.key.as_deref(), Some("dir/a b+c"));
+        assert_eq!(t.backend_path(), "/b/dir/a%20b%2Bc");
+        assert_eq!(Target::path_style("b"), Err(TargetError::NotAbsolute));
+        assert_eq!(Target::path_style("/b/%FF"), Err(TargetError::NotUtf8));
+    }
+
+    #[test]
+    fn reencodes_what_clients_leave_raw() {
+        let t = Target::path_style("/b/a(1)!*'=&.txt").expect("ok");
+        assert_eq!(t.backend_path(), "/b/a%281%29%21%2A%27%3D%26.txt");
+        let t = Target::path_style("/b/ключ").expect("ok");
+        assert_eq!(t.key.as_deref(), Some("ключ"));
+    }
+
+    #[test]
+    fn virtual_host() {
+        let t = Target::resolve("/k/x", Some("bkt.s3.local:9000"), Some("s3.local")).expect("ok");
+        assert_eq!(
+            (t.bucket.as_deref(), t.key.as_deref()),
+            (Some("bkt"), Some("k/x"))
+        );
+        let t = Target::resolve("/", Some("bkt.s3.local"), Some("s3.local")).expect("ok");
+        assert_eq!((t.bucket.as_deref(), t.key), (Some("bkt"), None));
+        // The base domain itself, or another host, is path-style.
+        let t = Target::resolve("/bkt/k", Some("s3.local"), Some("s3.local")).expect("ok");
+        assert_eq!(t.bucket.as_deref(), Some("bkt"));
+        let t = Target::resolve("/bkt/k", Some("127.0.0.1:9000"), Some("s3.local")).expect("ok");
+        assert_eq!(t.key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn query_round_trip() {
+        let mut q =
+            Query::parse("list-type=2&delimiter=&prefix=a%2Fb+c&uploads&X-Amz-Signature=abc");
+        q.remove_signature();
+        q.normalise_listing();
+        assert!(!q.has("delimiter"));
+        assert_eq!(q.get("prefix"), Some("a/b c"));
+        assert_eq!(
+            q.to_backend_string().as_deref(),
+            Some("list-type=2&prefix=a%2Fb%20c&uploads=")
+        );
+        assert_eq!(Query::parse("").to_backend_string(), None);
+    }
+}

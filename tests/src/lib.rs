@@ -1,0 +1,1 @@
+//! Harness for wormgate's black-box tests.
