@@ -34,10 +34,23 @@ impl Embedded {
     /// # Errors
     /// The directory cannot be created or used.
     pub fn start_on(root: &Path, listener: TcpListener) -> std::io::Result<Self> {
+        let (access_key, secret_key) = crate::credentials::generate()?;
+        Self::start_with_keys(root, listener, access_key, secret_key)
+    }
+
+    /// Starts s3s-fs over `root` on a bound listener with the given keys (a restart).
+    ///
+    /// # Errors
+    /// The directory cannot be created or used.
+    pub fn start_with_keys(
+        root: &Path,
+        listener: TcpListener,
+        access_key: String,
+        secret_key: Secret,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
         let fs =
             s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        let (access_key, secret_key) = crate::credentials::generate()?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(
             access_key.clone(),

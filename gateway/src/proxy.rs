@@ -253,6 +253,24 @@ impl s3s::auth::S3Auth for UserAuth {
     }
 }
 
+/// Virtual-host-style addressing for s3s's path parser: `<bucket>.<base_domain>[:port]`.
+/// Any other host is path-style.
+pub struct BaseDomainHost {
+    pub base_domain: String,
+}
+
+impl s3s::host::S3Host for BaseDomainHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let vh = s3s::host::VirtualHost::new(self.base_domain.as_str());
+        Ok(
+            match crate::target::virtual_host_bucket(host, &self.base_domain) {
+                Some(bucket) => vh.with_bucket(bucket),
+                None => vh,
+            },
+        )
+    }
+}
+
 /// Placeholder S3 implementation: the catch-all route takes every request, so s3s never
 /// dispatches to it, and if it ever did, every operation answers NotImplemented.
 pub struct NoOperations;

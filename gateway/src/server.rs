@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::backend::Backend;
 use crate::config::{BackendSettings, RemoteBackend, Settings, TlsSettings, User};
 use crate::embedded::Embedded;
-use crate::proxy::{ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
+use crate::proxy::{BaseDomainHost, ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
 
 /// How long in-flight requests may run on after shutdown is asked for.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
@@ -83,6 +83,11 @@ impl Server {
         let gateway = Arc::new(Gateway::new(backend, &users, settings.base_domain.clone()));
 
         let mut builder = S3ServiceBuilder::new(NoOperations);
+        if let Some(base_domain) = &settings.base_domain {
+            builder.set_host(BaseDomainHost {
+                base_domain: base_domain.clone(),
+            });
+        }
         builder.set_auth(UserAuth {
             gateway: Arc::clone(&gateway),
         });

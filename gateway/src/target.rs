@@ -57,23 +57,15 @@ impl Target {
         host: Option<&str>,
         base_domain: Option<&str>,
     ) -> Result<Self, TargetError> {
-        if let (Some(host), Some(base)) = (host, base_domain) {
-            let host = host
-                .rsplit_once(':')
-                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-                .map_or(host, |(h, _)| h)
-                .to_ascii_lowercase();
-            if let Some(bucket) = host
-                .strip_suffix(base)
-                .and_then(|h| h.strip_suffix('.'))
-                .filter(|b| !b.is_empty())
-            {
-                let rest = raw_path.strip_prefix('/').ok_or(TargetError::NotAbsolute)?;
-                return Ok(Self {
-                    bucket: Some(bucket.to_owned()),
-                    key: (!rest.is_empty()).then(|| decode(rest)).transpose()?,
-                });
-            }
+        if let Some(bucket) = host
+            .zip(base_domain)
+            .and_then(|(h, b)| virtual_host_bucket(h, b))
+        {
+            let rest = raw_path.strip_prefix('/').ok_or(TargetError::NotAbsolute)?;
+            return Ok(Self {
+                bucket: Some(bucket.to_owned()),
+                key: (!rest.is_empty()).then(|| decode(rest)).transpose()?,
+            });
         }
         Self::path_style(raw_path)
     }
@@ -96,6 +88,20 @@ impl Target {
         }
         out
     }
+}
+
+/// The bucket of a virtual-host-style `Host` (`<bucket>.<base_domain>[:port]`), if it is one.
+#[must_use]
+pub fn virtual_host_bucket<'a>(host: &'a str, base_domain: &str) -> Option<&'a str> {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    let prefix = name.len().checked_sub(base_domain.len())?;
+    if !name.is_char_boundary(prefix) || !name[prefix..].eq_ignore_ascii_case(base_domain) {
+        return None;
+    }
+    name[..prefix].strip_suffix('.').filter(|b| !b.is_empty())
 }
 
 /// AWS's URI encoding: every byte but `A-Za-z0-9-._~` (and `/` in paths) as `%XX`.

@@ -1,1 +1,351 @@
-//! Harness for wormgate's black-box tests.
+//! Harness for wormgate's black-box tests: a real s3s-fs store and a real gateway, each on its own
+//! loopback port, and real clients (aws-sdk-s3, raw signed HTTP) pointed at them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{BehaviorVersion, Region};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http_body_util::{BodyExt, combinators::BoxBody};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use wormgate::config::{BackendSettings, BucketScope, RemoteBackend, Secret, Settings, User};
+use wormgate::embedded::Embedded;
+use wormgate::server::Server;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCESS_KEY: &str = "AGENTKEY";
+pub const SECRET_KEY: &str = "agent-secret-key-for-tests";
+/// A second user whose only bucket is `SCOPED_BUCKET`.
+pub const SCOPED_KEY: &str = "SCOPEDKEY";
+pub const SCOPED_SECRET: &str = "scoped-secret-key-for-tests";
+pub const SCOPED_BUCKET: &str = "scoped-only";
+
+/// An s3s-fs store and a gateway in front of it.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub backend: Option<Embedded>,
+    pub backend_addr: SocketAddr,
+    backend_keys: Option<(String, Secret)>,
+    pub gateway_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Stack {
+    /// Starts a fresh store and a gateway.
+    ///
+    /// # Panics
+    /// When anything fails to start: the test cannot run.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let backend_addr = listener.local_addr().expect("addr");
+        let backend = Embedded::start_on(&dir.path().join("store"), listener).expect("s3s-fs");
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().join("gateway"),
+            region: REGION.into(),
+            base_domain: Some("s3.wormgate.test".into()),
+            tls: None,
+            backend: BackendSettings::Remote(RemoteBackend {
+                url: backend.endpoint.clone(),
+                access_key: backend.access_key.clone(),
+                secret_key: backend.secret_key.clone(),
+                region: REGION.into(),
+                ca_file: None,
+                connect_timeout_secs: 2,
+                response_timeout_secs: 30,
+            }),
+            users: vec![
+                User {
+                    access_key: ACCESS_KEY.into(),
+                    secret_key: Secret::new(SECRET_KEY),
+                    buckets: BucketScope::All,
+                },
+                User {
+                    access_key: SCOPED_KEY.into(),
+                    secret_key: Secret::new(SCOPED_SECRET),
+                    buckets: BucketScope::Only(vec![SCOPED_BUCKET.into()]),
+                },
+            ],
+            connect_timeout_secs: 2,
+            response_timeout_secs: 30,
+        };
+        let server = Server::new(&settings).await.expect("gateway");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind gateway");
+        let gateway_addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            dir,
+            backend: Some(backend),
+            backend_addr,
+            backend_keys: None,
+            gateway_addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    #[must_use]
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.gateway_addr)
+    }
+
+    /// An SDK client that talks to the gateway as the backup agent.
+    #[must_use]
+    pub fn gateway(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.gateway_url(), ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// An SDK client that talks straight to the store, for byte-for-byte comparisons.
+    ///
+    /// # Panics
+    /// When the store was stopped.
+    #[must_use]
+    pub fn direct(&self) -> aws_sdk_s3::Client {
+        let b = self.backend.as_ref().expect("backend running");
+        s3_client(
+            &b.endpoint.to_string(),
+            &b.access_key,
+            b.secret_key.expose(),
+        )
+    }
+
+    /// Stops the store (the gateway keeps running).
+    ///
+    /// # Panics
+    /// When the store was already stopped.
+    pub fn stop_backend(&mut self) {
+        let store = self.backend.take().expect("backend running");
+        self.backend_keys = Some((store.access_key.clone(), store.secret_key.clone()));
+    }
+
+    /// Starts the store again on its old port, over its old directory, with its old keys.
+    ///
+    /// # Panics
+    /// When the store is running or its port cannot be bound again.
+    pub async fn restart_backend(&mut self) {
+        let (access_key, secret_key) = self.backend_keys.take().expect("backend stopped");
+        // The old accept loop may need a moment to let go of the port.
+        let mut listener = None;
+        for _ in 0..100 {
+            if let Ok(l) = TcpListener::bind(self.backend_addr).await {
+                listener = Some(l);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let listener = listener.expect("rebind backend port");
+        self.backend = Some(
+            Embedded::start_with_keys(
+                &self.dir.path().join("store"),
+                listener,
+                access_key,
+                secret_key,
+            )
+            .expect("restart s3s-fs"),
+        );
+    }
+
+    /// Stops the gateway and waits for it.
+    ///
+    /// # Panics
+    /// When the gateway's task failed.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.expect("join").expect("gateway ended cleanly");
+        }
+    }
+}
+
+/// An aws-sdk-s3 client for an endpoint, path-style, plain HTTP.
+#[must_use]
+pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A body for raw requests.
+pub type RawBody = BoxBody<Bytes, std::convert::Infallible>;
+
+/// A raw HTTP reply, whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The text of `<Code>` in an S3 error body.
+    #[must_use]
+    pub fn code(&self) -> &str {
+        between(&self.body, "<Code>", "</Code>").unwrap_or("")
+    }
+    #[must_use]
+    pub fn message(&self) -> &str {
+        between(&self.body, "<Message>", "</Message>").unwrap_or("")
+    }
+}
+
+fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {
+    let start = s.find(a)? + a.len();
+    let end = s[start..].find(b)? + start;
+    Some(&s[start..end])
+}
+
+/// Sends a request signed with SigV4 (`UNSIGNED-PAYLOAD`) by `access_key`/`secret_key`.
+///
+/// # Panics
+/// When the request cannot be built or sent at all.
+pub async fn signed_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: RawBody,
+    access_key: &str,
+    secret_key: &str,
+) -> Reply {
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(body).expect("request");
+    let identity: Identity = Credentials::new(access_key, secret_key, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("params")
+        .into();
+    let pairs: Vec<(&str, &str)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_str().expect("ascii")))
+        .collect();
+    let signable = SignableRequest::new(
+        method,
+        url,
+        pairs.into_iter(),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    instructions.apply_to_request_http1x(&mut req);
+    send(req).await
+}
+
+/// Sends a request as it is.
+///
+/// # Panics
+/// When it cannot be sent at all.
+pub async fn send(req: http::Request<RawBody>) -> Reply {
+    let client: Client<HttpConnector, RawBody> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = client.request(req).await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A whole body.
+#[must_use]
+pub fn full(bytes: impl Into<Bytes>) -> RawBody {
+    http_body_util::Full::new(bytes.into()).boxed()
+}
+
+/// A streamed body of unknown length (sent chunked).
+#[must_use]
+pub fn chunked(bytes: impl Into<Bytes>) -> RawBody {
+    let chunk: Result<http_body::Frame<Bytes>, std::convert::Infallible> =
+        Ok(http_body::Frame::data(bytes.into()));
+    http_body_util::StreamBody::new(futures::stream::iter([chunk])).boxed()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+#[must_use]
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A bucket name unique within the test run.
+#[must_use]
+pub fn unique_bucket(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Reads a whole object with the SDK.
+///
+/// # Panics
+/// When the object cannot be read.
+pub async fn get_bytes(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    range: Option<&str>,
+) -> Vec<u8> {
+    let mut req = client.get_object().bucket(bucket).key(key);
+    if let Some(r) = range {
+        req = req.range(r);
+    }
+    let out = req.send().await.expect("get_object");
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
