@@ -333,7 +333,8 @@ mod tests {
     #[test]
     fn table() {
         let copy = [("x-amz-copy-source", "/b/src")];
-        let cases: &[(&str, &str, &str, &[(&'static str, &'static str)], S3Op)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, &'static str)], S3Op);
+        let cases: &[Case] = &[
             ("GET", "/", "", &[], S3Op::ListBuckets),
             ("PUT", "/", "", &[], S3Op::Unknown),
             ("PUT", "/b", "", &[], S3Op::CreateBucket),
