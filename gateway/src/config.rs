@@ -528,3 +528,38 @@ mod tests {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
     }
 }
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::*;
+
+    /// Every example in configs/ parses; the local one resolves as written.
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("configs dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+                FileConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 2,
+            "expected the shipped configs in {}",
+            dir.display()
+        );
+        let local = FileConfig::load(&dir.join("local.toml")).expect("local.toml");
+        let s = Settings::resolve(local, &ProcessEnvless).expect("resolves");
+        assert_eq!(s.users.len(), 2);
+        assert!(matches!(s.backend, BackendSettings::Embedded));
+    }
+
+    struct ProcessEnvless;
+    impl Env for ProcessEnvless {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+}

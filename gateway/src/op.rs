@@ -333,7 +333,13 @@ mod tests {
     #[test]
     fn table() {
         let copy = [("x-amz-copy-source", "/b/src")];
-        type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, &'static str)], S3Op);
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a [(&'static str, &'static str)],
+            S3Op,
+        );
         let cases: &[Case] = &[
             ("GET", "/", "", &[], S3Op::ListBuckets),
             ("PUT", "/", "", &[], S3Op::Unknown),

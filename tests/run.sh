@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need, then runs the Rust
+# tests (unit and black-box), the real-client checks and the streaming-memory check.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+[ -x /usr/bin/aws ] || missing+=(awscli)
+command -v rclone >/dev/null || missing+=(rclone)
+command -v restic >/dev/null || missing+=(restic)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q boto3
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== unit and black-box tests"
+cargo test --workspace
+
+echo "== real clients through wormgate serve"
+cargo build -p wormgate --quiet
+bash tests/clients.sh
+
+echo "== streaming memory"
+bash tests/rss.sh
