@@ -18,7 +18,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -29,7 +29,16 @@ use crate::config::RemoteBackend;
 use crate::error::GatewayError;
 
 /// A request or response body on its way through the gateway.
-pub type ProxyBody = BoxBody<Bytes, Box<dyn StdError + Send + Sync>>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn StdError + Send + Sync>>;
+
+/// How the body sent to the backend is framed, for its signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// A plain body of exactly `Content-Length` bytes.
+    Unsigned,
+    /// aws-chunked with a trailing checksum (see `trailer`).
+    UnsignedWithTrailer,
+}
 
 /// Connection-pooled, signing client for one backend endpoint.
 #[derive(Clone)]
@@ -169,6 +178,7 @@ impl Backend {
         path_and_query: &str,
         mut headers: HeaderMap,
         body: ProxyBody,
+        payload: Payload,
     ) -> Result<Response<Incoming>, GatewayError> {
         let inner = &*self.inner;
         let uri = Uri::builder()
@@ -187,7 +197,7 @@ impl Backend {
                 GatewayError::Internal(format!("cannot build the backend request: {e}"))
             })?;
         *request.headers_mut() = headers;
-        self.sign(&mut request)?;
+        self.sign(&mut request, payload)?;
 
         let fut = inner.client.request(request);
         match tokio::time::timeout(inner.response_timeout, fut).await {
@@ -200,7 +210,7 @@ impl Backend {
         }
     }
 
-    fn sign<B>(&self, request: &mut Request<B>) -> Result<(), GatewayError> {
+    fn sign<B>(&self, request: &mut Request<B>, payload: Payload) -> Result<(), GatewayError> {
         let inner = &*self.inner;
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -230,7 +240,10 @@ impl Backend {
             request.method().as_str(),
             uri,
             pairs.into_iter(),
-            SignableBody::UnsignedPayload,
+            match payload {
+                Payload::Unsigned => SignableBody::UnsignedPayload,
+                Payload::UnsignedWithTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
+            },
         )
         .map_err(|e| GatewayError::InvalidArgument(format!("cannot sign the request: {e}")))?;
         let (instructions, _signature) = sign(signable, &params)

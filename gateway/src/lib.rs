@@ -12,3 +12,4 @@ pub mod op;
 pub mod proxy;
 pub mod server;
 pub mod target;
+pub mod trailer;

@@ -14,11 +14,12 @@ use hyper::http::Extensions;
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3Request, S3Response, S3Result};
 
-use crate::backend::{Backend, ProxyBody};
+use crate::backend::{Backend, Payload, ProxyBody};
 use crate::config::User;
 use crate::error::GatewayError;
 use crate::op::S3Op;
 use crate::target::{Query, Target};
+use crate::trailer;
 
 /// The id of one request, put in the request's extensions by the server and echoed in
 /// `x-amz-request-id` and in every error body.
@@ -83,7 +84,7 @@ impl Gateway {
         self.users.get(access_key).map(|u| u.secret_key.expose())
     }
 
-    async fn handle(&self, req: S3Request<Body>) -> Result<S3Response<Body>, GatewayError> {
+    async fn handle(&self, mut req: S3Request<Body>) -> Result<S3Response<Body>, GatewayError> {
         let user = req
             .credentials
             .as_ref()
@@ -117,14 +118,59 @@ impl Gateway {
             path_and_query.push('?');
             path_and_query.push_str(&q);
         }
-        let headers = backend_headers(&req.headers);
-        let body: ProxyBody = req
-            .input
-            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e })
-            .boxed();
+        let mut headers = backend_headers(&req.headers);
+        let trailer = req
+            .headers
+            .get("x-amz-trailer")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase());
+        let (body, payload) = match (req.trailing_headers.take(), trailer) {
+            (Some(trailers), Some(name)) => {
+                let value_len = trailer::checksum_value_len(&name).ok_or_else(|| {
+                    GatewayError::InvalidRequest(format!("unsupported trailer {name}"))
+                })?;
+                let decoded_len = req
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .ok_or_else(|| GatewayError::InvalidRequest("missing decoded length".into()))?;
+                let (body, encoded_len) = trailer::reframe(
+                    req.input,
+                    decoded_len,
+                    &name,
+                    value_len,
+                    Box::new(move || trailers.take()),
+                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(encoded_len));
+                headers.insert(
+                    "x-amz-decoded-content-length",
+                    HeaderValue::from(decoded_len),
+                );
+                let name = HeaderValue::from_str(&name)
+                    .map_err(|_| GatewayError::InvalidRequest("bad x-amz-trailer".into()))?;
+                headers.insert("x-amz-trailer", name);
+                let coding = match headers
+                    .get(header::CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(rest) => HeaderValue::from_str(&format!("aws-chunked,{rest}"))
+                        .unwrap_or(HeaderValue::from_static("aws-chunked")),
+                    None => HeaderValue::from_static("aws-chunked"),
+                };
+                headers.insert(header::CONTENT_ENCODING, coding);
+                (body, Payload::UnsignedWithTrailer)
+            }
+            _ => {
+                let body: ProxyBody = req
+                    .input
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e })
+                    .boxed_unsync();
+                (body, Payload::Unsigned)
+            }
+        };
         let resp = self
             .backend
-            .send(req.method.clone(), &path_and_query, headers, body)
+            .send(req.method.clone(), &path_and_query, headers, body, payload)
             .await?;
 
         let (parts, incoming) = resp.into_parts();

@@ -222,7 +222,8 @@ fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {
     Some(&s[start..end])
 }
 
-/// Sends a request signed with SigV4 (`UNSIGNED-PAYLOAD`) by `access_key`/`secret_key`.
+/// Sends a request signed with SigV4 (`UNSIGNED-PAYLOAD`, or the trailer variant when the headers
+/// say `STREAMING-UNSIGNED-PAYLOAD-TRAILER`) by `access_key`/`secret_key`.
 ///
 /// # Panics
 /// When the request cannot be built or sent at all.
@@ -257,13 +258,16 @@ pub async fn signed_request(
         .iter()
         .map(|(k, v)| (k.as_str(), v.to_str().expect("ascii")))
         .collect();
-    let signable = SignableRequest::new(
-        method,
-        url,
-        pairs.into_iter(),
-        SignableBody::UnsignedPayload,
-    )
-    .expect("signable");
+    let trailer = req
+        .headers()
+        .get("x-amz-content-sha256")
+        .is_some_and(|v| v.as_bytes() == b"STREAMING-UNSIGNED-PAYLOAD-TRAILER");
+    let payload = if trailer {
+        SignableBody::StreamingUnsignedPayloadTrailer
+    } else {
+        SignableBody::UnsignedPayload
+    };
+    let signable = SignableRequest::new(method, url, pairs.into_iter(), payload).expect("signable");
     let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
     instructions.apply_to_request_http1x(&mut req);
     send(req).await
