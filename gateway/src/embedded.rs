@@ -2,11 +2,13 @@
 //! with keys that exist only in memory. It is the backend of `wormgate serve` with no config,
 //! and the test suites' plain backend. It has no versioning and no object lock of its own.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use http::Uri;
 use s3s::auth::SimpleAuth;
+use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -51,7 +53,11 @@ impl Embedded {
         std::fs::create_dir_all(root)?;
         let fs =
             s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        let mut builder = S3ServiceBuilder::new(fs);
+        let store = Store {
+            fs,
+            root: root.to_owned(),
+        };
+        let mut builder = S3ServiceBuilder::new(store);
         builder.set_auth(SimpleAuth::from_single(
             access_key.clone(),
             secret_key.expose().to_owned(),
@@ -77,4 +83,67 @@ impl Embedded {
             _stop: stop,
         })
     }
+}
+
+/// s3s-fs with one AWS behaviour restored: a key that names a directory of the store (because
+/// other keys live below it) is `NoSuchKey`, not a 500. rclone HEADs such keys before listing
+/// and would otherwise retry for minutes.
+struct Store {
+    fs: s3s_fs::FileSystem,
+    root: PathBuf,
+}
+
+impl Store {
+    fn names_a_directory(&self, bucket: &str, key: &str) -> bool {
+        let key = Path::new(key);
+        key.components().all(|c| matches!(c, Component::Normal(_)))
+            && self.root.join(bucket).join(key).is_dir()
+    }
+}
+
+macro_rules! store_operations {
+    ($($name:ident: $input:ty => $output:ty;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Store {
+            async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+                if self.names_a_directory(&req.input.bucket, &req.input.key) {
+                    return Err(s3_error!(NoSuchKey));
+                }
+                self.fs.head_object(req).await
+            }
+
+            async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+                if self.names_a_directory(&req.input.bucket, &req.input.key) {
+                    return Err(s3_error!(NoSuchKey));
+                }
+                self.fs.get_object(req).await
+            }
+
+            $(
+                async fn $name(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.fs.$name(req).await
+                }
+            )*
+        }
+    };
+}
+
+store_operations! {
+    create_bucket: CreateBucketInput => CreateBucketOutput;
+    copy_object: CopyObjectInput => CopyObjectOutput;
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput;
+    delete_object: DeleteObjectInput => DeleteObjectOutput;
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput;
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput;
+    head_bucket: HeadBucketInput => HeadBucketOutput;
+    list_buckets: ListBucketsInput => ListBucketsOutput;
+    list_objects: ListObjectsInput => ListObjectsOutput;
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
+    put_object: PutObjectInput => PutObjectOutput;
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
+    upload_part: UploadPartInput => UploadPartOutput;
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
+    list_parts: ListPartsInput => ListPartsOutput;
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput;
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
 }

@@ -191,6 +191,17 @@ async fn everyday_operations_match_the_store() {
     let gw_keys: Vec<_> = top.contents().iter().map(|o| o.key()).collect();
     assert_eq!(gw_keys, direct_keys);
 
+    // A key that is only a prefix of other keys does not exist (the embedded store keeps
+    // prefixes as directories; AWS answers 404, and so must it).
+    let err = gw
+        .head_object()
+        .bucket(&bucket)
+        .key("logs/2026")
+        .send()
+        .await
+        .expect_err("no such key");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+
     // An empty delimiter means "no delimiter" on AWS; the store alone would get it wrong.
     let all = gw
         .list_objects_v2()
