@@ -48,6 +48,14 @@ impl Stack {
     /// # Panics
     /// When anything fails to start: the test cannot run.
     pub async fn start() -> Self {
+        Self::start_with_tls(None).await
+    }
+
+    /// Starts a fresh store and a gateway whose listener speaks TLS with `tls`, if given.
+    ///
+    /// # Panics
+    /// When anything fails to start: the test cannot run.
+    pub async fn start_with_tls(tls: Option<wormgate::config::TlsSettings>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -59,7 +67,7 @@ impl Stack {
             data_dir: dir.path().join("gateway"),
             region: REGION.into(),
             base_domain: Some("s3.wormgate.test".into()),
-            tls: None,
+            tls,
             backend: BackendSettings::Remote(RemoteBackend {
                 url: backend.endpoint.clone(),
                 access_key: backend.access_key.clone(),
