@@ -74,13 +74,7 @@ async fn bad_credentials_and_requests_get_s3_errors() {
         .presigned(expired)
         .await
         .expect("presign");
-    let reply = send(
-        http::Request::builder()
-            .uri(presigned.uri())
-            .body(full(""))
-            .expect("req"),
-    )
-    .await;
+    let reply = wormgate_tests::send_presigned(&presigned, full("")).await;
     assert_eq!(
         (reply.status, reply.code()),
         (403, "AccessDenied"),

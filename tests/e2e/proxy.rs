@@ -5,7 +5,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use std::time::Duration;
-use wormgate_tests::{Stack, full, get_bytes, pattern, send, unique_bucket};
+use wormgate_tests::{Stack, full, get_bytes, pattern, send_presigned, unique_bucket};
 
 #[tokio::test]
 async fn everyday_operations_match_the_store() {
@@ -236,11 +236,7 @@ async fn everyday_operations_match_the_store() {
         .presigned(presign.clone())
         .await
         .expect("presign put");
-    let mut req = http::Request::builder().method("PUT").uri(url.uri());
-    for (k, v) in url.headers() {
-        req = req.header(k, v);
-    }
-    let reply = send(req.body(full("sent with a presigned URL")).expect("req")).await;
+    let reply = send_presigned(&url, full("sent with a presigned URL")).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let url = gw
         .get_object()
@@ -249,13 +245,7 @@ async fn everyday_operations_match_the_store() {
         .presigned(presign)
         .await
         .expect("presign get");
-    let reply = send(
-        http::Request::builder()
-            .uri(url.uri())
-            .body(full(""))
-            .expect("req"),
-    )
-    .await;
+    let reply = send_presigned(&url, full("")).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body, "sent with a presigned URL");
     assert!(reply.headers.contains_key("x-amz-request-id"));

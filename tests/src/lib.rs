@@ -298,6 +298,24 @@ pub async fn send(req: http::Request<RawBody>) -> Reply {
     }
 }
 
+/// Sends a presigned request as a plain HTTP client would: its method, URL and headers, no
+/// signing of its own.
+///
+/// # Panics
+/// When it cannot be sent at all.
+pub async fn send_presigned(
+    presigned: &aws_sdk_s3::presigning::PresignedRequest,
+    body: RawBody,
+) -> Reply {
+    let mut req = http::Request::builder()
+        .method(presigned.method())
+        .uri(presigned.uri());
+    for (k, v) in presigned.headers() {
+        req = req.header(k, v);
+    }
+    send(req.body(body).expect("presigned request")).await
+}
+
 /// A whole body.
 #[must_use]
 pub fn full(bytes: impl Into<Bytes>) -> RawBody {
