@@ -6,7 +6,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use wormgate_tests::{
     ACCESS_KEY, SCOPED_BUCKET, SCOPED_KEY, SCOPED_SECRET, SECRET_KEY, Stack, chunked, full,
-    s3_client, send, signed_request, unique_bucket,
+    s3_client, send, signed_request,
 };
 
 async fn still_serving(stack: &Stack, bucket: &str) {
@@ -22,14 +22,7 @@ async fn still_serving(stack: &Stack, bucket: &str) {
 #[tokio::test]
 async fn bad_credentials_and_requests_get_s3_errors() {
     let stack = Stack::start().await;
-    let bucket = unique_bucket("errors");
-    stack
-        .gateway()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create");
+    let bucket = stack.new_bucket("errors").await;
     let url = format!("{}/{bucket}/k", stack.gateway_url());
 
     let wrong_secret =
@@ -144,13 +137,7 @@ async fn bad_credentials_and_requests_get_s3_errors() {
 async fn users_reach_only_their_buckets() {
     let stack = Stack::start().await;
     let admin = stack.gateway();
-    let other = unique_bucket("not-yours");
-    admin
-        .create_bucket()
-        .bucket(&other)
-        .send()
-        .await
-        .expect("create other");
+    let other = stack.new_bucket("not-yours").await;
     admin
         .create_bucket()
         .bucket(SCOPED_BUCKET)
@@ -198,14 +185,7 @@ async fn users_reach_only_their_buckets() {
 #[tokio::test]
 async fn backend_outage_is_503_and_service_resumes() {
     let mut stack = Stack::start().await;
-    let bucket = unique_bucket("outage");
-    stack
-        .gateway()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create");
+    let bucket = stack.new_bucket("outage").await;
 
     stack.stop_backend();
     // Give the store's accept loop a moment to close its listener.

@@ -257,12 +257,7 @@ async fn everyday_operations_match_the_store() {
 async fn virtual_host_style_addresses_the_bucket() {
     let stack = Stack::start().await;
     let gw = stack.gateway();
-    let bucket = unique_bucket("vhost");
-    gw.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create");
+    let bucket = stack.new_bucket("vhost").await;
     gw.put_object()
         .bucket(&bucket)
         .key("a/b.txt")
@@ -296,14 +291,7 @@ async fn trailing_checksums_reach_the_store() {
     use base64::Engine as _;
 
     let stack = Stack::start().await;
-    let bucket = unique_bucket("trailer");
-    stack
-        .gateway()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create");
+    let bucket = stack.new_bucket("trailer").await;
     let data = pattern(150_000, 9);
     let crc =
         base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(&data).to_be_bytes());

@@ -112,6 +112,21 @@ impl Stack {
         }
     }
 
+    /// Creates a fresh bucket through the gateway and returns its name.
+    ///
+    /// # Panics
+    /// When the bucket cannot be created.
+    pub async fn new_bucket(&self, prefix: &str) -> String {
+        let bucket = unique_bucket(prefix);
+        self.gateway()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
+        bucket
+    }
+
     #[must_use]
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.gateway_addr)
