@@ -69,6 +69,8 @@ pub enum BackendSetupError {
     NoHost,
     #[error("backend host is not a valid header value")]
     BadHost,
+    #[error("TLS client setup: {0}")]
+    Tls(String),
 }
 
 fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, BackendSetupError> {
@@ -127,10 +129,7 @@ impl Backend {
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|e| BackendSetupError::CaFile {
-            path: String::new(),
-            source: std::io::Error::other(e),
-        })?
+        .map_err(|e| BackendSetupError::Tls(e.to_string()))?
         .with_root_certificates(root_store(remote.ca_file.as_deref())?)
         .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
