@@ -119,45 +119,9 @@ impl Gateway {
             path_and_query.push_str(&q);
         }
         let mut headers = backend_headers(&req.headers);
-        let trailer = req
-            .headers
-            .get("x-amz-trailer")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_ascii_lowercase());
-        let (body, payload) = match (req.trailing_headers.take(), trailer) {
-            (Some(trailers), Some(name)) => {
-                let value_len = trailer::checksum_value_len(&name).ok_or_else(|| {
-                    GatewayError::InvalidRequest(format!("unsupported trailer {name}"))
-                })?;
-                let decoded_len = req
-                    .headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                    .ok_or_else(|| GatewayError::InvalidRequest("missing decoded length".into()))?;
-                let (body, encoded_len) = trailer::reframe(
-                    req.input,
-                    decoded_len,
-                    &name,
-                    value_len,
-                    Box::new(move || trailers.take()),
-                );
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(encoded_len));
-                headers.insert(
-                    "x-amz-decoded-content-length",
-                    HeaderValue::from(decoded_len),
-                );
-                let name = HeaderValue::from_str(&name)
-                    .map_err(|_| GatewayError::InvalidRequest("bad x-amz-trailer".into()))?;
-                headers.insert("x-amz-trailer", name);
-                let coding = match headers
-                    .get(header::CONTENT_ENCODING)
-                    .and_then(|v| v.to_str().ok())
-                {
-                    Some(rest) => HeaderValue::from_str(&format!("aws-chunked,{rest}"))
-                        .unwrap_or(HeaderValue::from_static("aws-chunked")),
-                    None => HeaderValue::from_static("aws-chunked"),
-                };
-                headers.insert(header::CONTENT_ENCODING, coding);
+        let (body, payload) = match req.trailing_headers.take() {
+            Some(trailers) if req.headers.contains_key("x-amz-trailer") => {
+                let body = trailer::forward(req.input, &req.headers, trailers, &mut headers)?;
                 (body, Payload::UnsignedWithTrailer)
             }
             _ => {

@@ -13,7 +13,11 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use s3s::Body;
 
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::{HeaderMap, HeaderValue};
+
 use crate::backend::ProxyBody;
+use crate::error::GatewayError;
 
 /// Size of each chunk sent to the backend (the last one may be shorter).
 const CHUNK: u64 = 64 * 1024;
@@ -183,6 +187,60 @@ pub fn reframe(
     });
     let body = http_body_util::StreamBody::new(stream.map(|r| r.map(Frame::data))).boxed_unsync();
     (body, encoded_len(decoded_len, trailer, value_len))
+}
+
+/// Prepares a decoded aws-chunked upload whose client announced `x-amz-trailer` for the backend:
+/// the re-framed body, and in `backend_headers` its encoded length, decoded length, trailer name
+/// and `aws-chunked` coding.
+///
+/// # Errors
+/// A trailer that is not a checksum, or a request without its decoded length.
+pub fn forward(
+    body: Body,
+    client_headers: &HeaderMap,
+    trailers: s3s::TrailingHeaders,
+    backend_headers: &mut HeaderMap,
+) -> Result<ProxyBody, GatewayError> {
+    let name = client_headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let value_len = checksum_value_len(&name)
+        .ok_or_else(|| GatewayError::InvalidRequest(format!("unsupported trailer {name:?}")))?;
+    // s3s has set Content-Length to the decoded length.
+    let decoded_len = client_headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .ok_or_else(|| GatewayError::InvalidRequest("missing decoded content length".into()))?;
+    let (body, encoded_len) = reframe(
+        body,
+        decoded_len,
+        &name,
+        value_len,
+        Box::new(move || trailers.take()),
+    );
+    backend_headers.insert(CONTENT_LENGTH, HeaderValue::from(encoded_len));
+    backend_headers.insert(
+        "x-amz-decoded-content-length",
+        HeaderValue::from(decoded_len),
+    );
+    // `name` is one of the fixed checksum names, so it is a valid header value.
+    backend_headers.insert(
+        "x-amz-trailer",
+        HeaderValue::from_str(&name)
+            .map_err(|_| GatewayError::InvalidRequest("bad x-amz-trailer".into()))?,
+    );
+    let coding = match backend_headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(rest) => HeaderValue::from_str(&format!("aws-chunked,{rest}"))
+            .unwrap_or(HeaderValue::from_static("aws-chunked")),
+        None => HeaderValue::from_static("aws-chunked"),
+    };
+    backend_headers.insert(CONTENT_ENCODING, coding);
+    Ok(body)
 }
 
 #[cfg(test)]
