@@ -1,4 +1,9 @@
-//! wormgate's retention rules.
+//! wormgate's retention rules and lock index.
 //!
-//! This crate decides; it never performs I/O, never reads the clock and knows nothing of HTTP.
-//! Everything it needs arrives as arguments, so every rule can be tested as a table.
+//! The rules (`rules::decide`) never perform I/O, never read the clock and know nothing of HTTP:
+//! everything they need arrives as arguments, so every rule can be tested as a table. The index
+//! (`index`) is the only part that touches a disk.
+
+pub mod lock;
+pub mod permissions;
+pub mod rules;
