@@ -4,6 +4,7 @@
 //! everything they need arrives as arguments, so every rule can be tested as a table. The index
 //! (`index`) is the only part that touches a disk.
 
+pub mod index;
 pub mod lock;
 pub mod permissions;
 pub mod rules;

@@ -1,0 +1,208 @@
+//! The lock index: every lock the gateway has granted, by version and by retain-until date.
+//!
+//! It is a cache of the truth that travels with the objects (native lock headers, or the
+//! `x-amz-meta-wormgate-*` metadata of gateway-profile writes), kept so that decisions need no
+//! backend round trip and so that the audit can answer "what falls out of protection before T".
+//!
+//! Write-ahead: a lock-bearing write first records a *pending* entry durably (`begin`), then goes
+//! to the backend, then `commit`s on success or `abort`s on a definite failure. A crash in
+//! between leaves the pending entry, which `get` still reports: a lock too strict, never one that
+//! is missing. What this module must never do: answer "no lock" because it could not read.
+
+mod key;
+mod memory;
+mod sled_index;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::lock::{BucketLock, ObjectLock, ObjectRef};
+
+pub use memory::MemoryIndex;
+pub use sled_index::SledIndex;
+
+/// The on-disk format of records; a record of another format is an error, never guessed at.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Where a lock came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockSource {
+    /// `x-amz-object-lock-*` headers on the upload.
+    Header,
+    /// The bucket's default retention.
+    Default,
+    /// A later PutObjectRetention.
+    PutObjectRetention,
+    /// A later PutObjectLegalHold.
+    PutObjectLegalHold,
+    /// Read back from the backend (an index rebuild, or a version the index did not know).
+    Backend,
+}
+
+impl LockSource {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Header => "header",
+            Self::Default => "default",
+            Self::PutObjectRetention => "put-object-retention",
+            Self::PutObjectLegalHold => "put-object-legal-hold",
+            Self::Backend => "backend",
+        }
+    }
+}
+
+/// One version's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub format: u8,
+    pub object: ObjectRef,
+    pub lock: ObjectLock,
+    pub source: LockSource,
+    pub written_at: DateTime<Utc>,
+}
+
+impl LockRecord {
+    #[must_use]
+    pub fn new(
+        object: ObjectRef,
+        lock: ObjectLock,
+        source: LockSource,
+        written_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            format: FORMAT_VERSION,
+            object,
+            lock,
+            source,
+            written_at,
+        }
+    }
+
+    /// The stricter of two records of one version; the newer one's provenance is kept.
+    #[must_use]
+    pub fn strictest(self, other: Self) -> Self {
+        let lock = self.lock.strictest(other.lock);
+        let newer = if other.written_at > self.written_at {
+            other
+        } else {
+            self
+        };
+        Self { lock, ..newer }
+    }
+}
+
+/// A bucket's lock settings as the gateway keeps them (gateway and bucket-retention profiles:
+/// the backend has no place for them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub format: u8,
+    pub lock: BucketLock,
+}
+
+impl BucketRecord {
+    #[must_use]
+    pub fn new(lock: BucketLock) -> Self {
+        Self {
+            format: FORMAT_VERSION,
+            lock,
+        }
+    }
+}
+
+/// Which committed records a scan returns, in (bucket, key, version) order.
+#[derive(Debug, Clone, Default)]
+pub struct Scan<'a> {
+    pub bucket: Option<&'a str>,
+    pub prefix: &'a str,
+    /// Resume after this version (a pagination cursor).
+    pub after: Option<&'a ObjectRef>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("lock index storage: {0}")]
+    Storage(String),
+    #[error("lock index record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("lock index format {found} is not {FORMAT_VERSION}")]
+    Format { found: u8 },
+}
+
+pub type IndexResult<T> = Result<T, IndexError>;
+
+/// The index's contract; `tests/index_contract.rs` runs one suite over every implementation.
+pub trait LockIndex: Send + Sync {
+    /// The lock of a version: the stricter of its committed and pending records, if any.
+    fn get(&self, object: &ObjectRef) -> IndexResult<Option<LockRecord>>;
+    /// Records a pending lock durably before the write goes to the backend. A pending record
+    /// already there is merged (the stricter wins).
+    fn begin(&self, record: &LockRecord) -> IndexResult<()>;
+    /// The backend accepted the write: the pending record becomes the committed one, durably.
+    fn commit(&self, object: &ObjectRef) -> IndexResult<()>;
+    /// The backend definitely refused the write: the pending record is dropped.
+    fn abort(&self, object: &ObjectRef) -> IndexResult<()>;
+    /// Writes a committed record directly (rebuild, recovery from the backend). Not flushed.
+    fn put(&self, record: &LockRecord) -> IndexResult<()>;
+    /// The version is gone from the backend.
+    fn remove(&self, object: &ObjectRef) -> IndexResult<()>;
+    /// Committed records in (bucket, key, version) order.
+    fn scan(&self, scan: &Scan<'_>) -> IndexResult<Vec<LockRecord>>;
+    /// Committed records whose retention ends before `before`, earliest first, after `after`
+    /// (a cursor from the previous page).
+    fn expiring_before(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&LockRecord>,
+        limit: usize,
+    ) -> IndexResult<Vec<LockRecord>>;
+    /// Pending records (writes whose outcome was never seen).
+    fn pending(&self) -> IndexResult<Vec<LockRecord>>;
+    /// Whether any version of the bucket, committed or pending, is protected at `now`.
+    fn holds_locks(&self, bucket: &str, now: DateTime<Utc>) -> IndexResult<bool>;
+    fn bucket(&self, name: &str) -> IndexResult<Option<BucketRecord>>;
+    /// Durable on return.
+    fn put_bucket(&self, name: &str, record: &BucketRecord) -> IndexResult<()>;
+    fn remove_bucket(&self, name: &str) -> IndexResult<()>;
+    /// The lock a multipart upload will carry, keyed by its upload id. Durable on return.
+    fn put_upload(&self, upload_id: &str, record: &LockRecord) -> IndexResult<()>;
+    fn upload(&self, upload_id: &str) -> IndexResult<Option<LockRecord>>;
+    fn remove_upload(&self, upload_id: &str) -> IndexResult<()>;
+    /// Number of committed records.
+    fn len(&self) -> IndexResult<u64>;
+    fn is_empty(&self) -> IndexResult<bool> {
+        self.len().map(|n| n == 0)
+    }
+    /// Everything written so far is on disk.
+    fn flush(&self) -> IndexResult<()>;
+}
+
+fn encode<T: Serialize>(value: &T) -> IndexResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| IndexError::Corrupt(e.to_string()))
+}
+
+fn decode_record(bytes: &[u8]) -> IndexResult<LockRecord> {
+    let r: LockRecord =
+        serde_json::from_slice(bytes).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+    if r.format != FORMAT_VERSION {
+        return Err(IndexError::Format { found: r.format });
+    }
+    Ok(r)
+}
+
+fn decode_bucket(bytes: &[u8]) -> IndexResult<BucketRecord> {
+    let r: BucketRecord =
+        serde_json::from_slice(bytes).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+    if r.format != FORMAT_VERSION {
+        return Err(IndexError::Format { found: r.format });
+    }
+    Ok(r)
+}
+
+/// The record a scan starts at and whether it is still in range.
+fn in_scan(scan: &Scan<'_>, record: &LockRecord) -> bool {
+    scan.bucket.is_none_or(|b| record.object.bucket == b)
+        && record.object.key.starts_with(scan.prefix)
+}
