@@ -3,10 +3,13 @@
 //! Unknown fields are errors: a typo must never silently relax anything. Secrets may come from
 //! the file, from a file of their own, or from the environment; they are never logged.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use policy::lock::Profile;
+use policy::permissions::{Permission, Permissions};
 use serde::Deserialize;
 
 /// Where the gateway listens when nothing else is said.
@@ -29,6 +32,27 @@ pub struct FileConfig {
     /// and kept in the data directory.
     #[serde(default)]
     pub users: Vec<UserSection>,
+    /// Who enforces locks, and where the lock index lives.
+    #[serde(default)]
+    pub locks: LocksSection,
+}
+
+/// `[locks]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocksSection {
+    /// Profile of buckets not listed in `buckets`: `gateway` (the backend has no lock; the
+    /// gateway alone enforces) or `native` (the backend has S3 Object Lock; both enforce).
+    /// Default `gateway`. Env: `WORMGATE_PROFILE`.
+    pub profile: Option<String>,
+    /// Profile per bucket, e.g. `{ veeam-repo = "native" }`. A `native` bucket is probed at
+    /// start-up: the gateway refuses to start if the backend reports no object lock on it.
+    #[serde(default)]
+    pub buckets: BTreeMap<String, String>,
+    /// Directory of the lock index (sled). Default `<data_dir>/index`. Env: `WORMGATE_INDEX_DIR`.
+    pub index_dir: Option<PathBuf>,
+    /// Longest retention anyone may set, in days (default and maximum 36500, as on AWS).
+    pub max_retention_days: Option<u32>,
 }
 
 /// `[server]`
@@ -88,6 +112,9 @@ pub struct UserSection {
     pub secret_key_file: Option<PathBuf>,
     /// Buckets this user may touch; `"*"` for all. Default: all.
     pub buckets: Option<Vec<String>>,
+    /// What the user may do: `read`, `write`, `extend-retention`, `bypass-governance`,
+    /// `legal-hold`, `admin`. Default: a backup agent's `read`, `write`, `extend-retention`.
+    pub permissions: Option<Vec<String>>,
 }
 
 /// A secret string that never prints.
@@ -134,6 +161,26 @@ pub struct User {
     pub access_key: String,
     pub secret_key: Secret,
     pub buckets: BucketScope,
+    pub permissions: Permissions,
+}
+
+/// Who enforces locks, per bucket, and the index.
+#[derive(Debug, Clone)]
+pub struct LockSettings {
+    pub default_profile: Profile,
+    pub bucket_profiles: BTreeMap<String, Profile>,
+    pub index_dir: PathBuf,
+    pub max_retention_days: u32,
+}
+
+impl LockSettings {
+    #[must_use]
+    pub fn profile_of(&self, bucket: &str) -> Profile {
+        self.bucket_profiles
+            .get(bucket)
+            .copied()
+            .unwrap_or(self.default_profile)
+    }
 }
 
 /// The backend the gateway forwards to.
@@ -172,6 +219,7 @@ pub struct Settings {
     pub backend: BackendSettings,
     /// Configured users. Empty means "generate one in the data directory" (see `credentials`).
     pub users: Vec<User>,
+    pub locks: LockSettings,
     /// Timeouts used with the embedded store, and defaults for a remote one.
     pub connect_timeout_secs: u64,
     pub response_timeout_secs: u64,
@@ -364,10 +412,24 @@ impl Settings {
             let what = format!("user {}", u.access_key);
             let secret = secret_from(u.secret_key, u.secret_key_file.as_deref(), &what)?
                 .ok_or_else(|| ConfigError::Invalid(format!("{what}: no secret key")))?;
+            let permissions = match u.permissions {
+                None => Permissions::BACKUP,
+                Some(list) => list
+                    .iter()
+                    .map(|p| {
+                        Permission::parse(p).ok_or_else(|| {
+                            ConfigError::Invalid(format!(
+                                "{what}: unknown permission {p:?} (read, write, extend-retention, bypass-governance, legal-hold, admin)"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Permissions, _>>()?,
+            };
             users.push(User {
                 buckets: scope_from(u.buckets),
                 access_key: u.access_key,
                 secret_key: secret,
+                permissions,
             });
         }
         match (
@@ -377,10 +439,12 @@ impl Settings {
             (Some(ak), Some(sk)) => {
                 // The environment's user replaces a configured user of the same key.
                 users.retain(|u| u.access_key != ak);
+                // An ordinary backup user: bypass and legal holds only for users a file names.
                 users.push(User {
                     access_key: ak,
                     secret_key: Secret::new(sk),
                     buckets: BucketScope::All,
+                    permissions: Permissions::BACKUP,
                 });
             }
             (None, None) => {}
@@ -400,7 +464,9 @@ impl Settings {
             }
         }
 
+        let locks = resolve_locks(file.locks, &data_dir, &backend, env)?;
         Ok(Self {
+            locks,
             listen,
             data_dir,
             region,
@@ -412,6 +478,66 @@ impl Settings {
             response_timeout_secs,
         })
     }
+}
+
+fn resolve_locks(
+    section: LocksSection,
+    data_dir: &Path,
+    backend: &BackendSettings,
+    env: &dyn Env,
+) -> Result<LockSettings, ConfigError> {
+    let parse = |what: &str, v: &str| {
+        Profile::parse(v).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{what}: unknown profile {v:?} (gateway, native, bucket-retention)"
+            ))
+        })
+    };
+    let default_profile = match env.var("WORMGATE_PROFILE").or(section.profile) {
+        Some(v) => parse("locks.profile", &v)?,
+        None => Profile::Gateway,
+    };
+    let mut bucket_profiles = BTreeMap::new();
+    for (bucket, v) in &section.buckets {
+        bucket_profiles.insert(
+            bucket.clone(),
+            parse(&format!("locks.buckets.{bucket}"), v)?,
+        );
+    }
+    let profiles = std::iter::once(default_profile).chain(bucket_profiles.values().copied());
+    for p in profiles {
+        if p == Profile::BucketRetention {
+            return Err(ConfigError::Invalid(
+                "the bucket-retention profile is not available in this version".into(),
+            ));
+        }
+        if p == Profile::Native && matches!(backend, BackendSettings::Embedded) {
+            return Err(ConfigError::Invalid(
+                "the embedded store has no object lock of its own: its buckets use the gateway profile"
+                    .into(),
+            ));
+        }
+    }
+    let max_retention_days = section
+        .max_retention_days
+        .unwrap_or(policy::lock::Period::MAX_DAYS);
+    if max_retention_days == 0 || max_retention_days > policy::lock::Period::MAX_DAYS {
+        return Err(ConfigError::Invalid(format!(
+            "locks.max_retention_days must be 1..={}",
+            policy::lock::Period::MAX_DAYS
+        )));
+    }
+    let index_dir = env
+        .var("WORMGATE_INDEX_DIR")
+        .map(PathBuf::from)
+        .or(section.index_dir)
+        .unwrap_or_else(|| data_dir.join("index"));
+    Ok(LockSettings {
+        default_profile,
+        bucket_profiles,
+        index_dir,
+        max_retention_days,
+    })
 }
 
 fn scope_from(buckets: Option<Vec<String>>) -> BucketScope {

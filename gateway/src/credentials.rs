@@ -85,6 +85,8 @@ pub fn load_or_generate(data_dir: &Path) -> std::io::Result<User> {
         access_key: stored.access_key,
         secret_key: Secret::new(stored.secret_key),
         buckets: BucketScope::All,
+        // An ordinary backup user; more rights only for users a config file names.
+        permissions: policy::permissions::Permissions::BACKUP,
     })
 }
 

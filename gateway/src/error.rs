@@ -1,17 +1,29 @@
 //! The gateway's one error type, and the one place it becomes an S3 error (status, code, message).
 //!
-//! Each variant says whose fault it is: the client's (4xx), the backend's (503) or ours (500).
+//! Each variant says whose fault it is: the client's (4xx), the backend's or the index's (503,
+//! fail closed) or ours (500). A policy denial carries its `DenyReason`, mapped here to the reply
+//! AWS gives in the same situation.
 
+use policy::rules::DenyReason;
 use s3s::{S3Error, S3ErrorCode};
+
+/// The message AWS gives for every refusal caused by a lock.
+pub const LOCKED_MESSAGE: &str = "Access Denied because object protected by object lock.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The backend could not be reached, reset the connection, or did not answer in time.
     #[error("the backend is unavailable: {0}")]
     BackendUnavailable(String),
+    /// The lock index could not be read or written: nothing is decided without it.
+    #[error("the lock index is unavailable: {0}")]
+    IndexUnavailable(String),
     /// A request the gateway does not recognise and will not forward (fail closed).
     #[error("wormgate does not recognise this request ({0}) and refuses it")]
     UnknownOperation(String),
+    /// The policy refused the request.
+    #[error("refused: {0:?}")]
+    Denied(DenyReason),
     /// The user may not do this.
     #[error("{0}")]
     AccessDenied(String),
@@ -21,35 +33,148 @@ pub enum GatewayError {
     /// The request path cannot be decoded.
     #[error("{0}")]
     InvalidUri(String),
-    /// A header value the backend request cannot carry.
+    /// A header or parameter value that is not acceptable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// An XML body that is not what S3 expects.
+    #[error("{0}")]
+    MalformedXml(String),
+    /// A policy body larger than the gateway reads.
+    #[error("the request body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// GetObjectRetention / GetObjectLegalHold on a version without one.
+    #[error("no object lock configuration on this version")]
+    NoSuchObjectLockConfiguration,
+    /// GetObjectLockConfiguration on a bucket without one.
+    #[error("no object lock configuration on this bucket")]
+    ObjectLockConfigurationNotFound,
+    /// The object or version does not exist.
+    #[error("no such key")]
+    NoSuchKey,
+    /// The bucket does not exist.
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// Retention or legal hold asked of a delete marker.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A fault inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<policy::index::IndexError> for GatewayError {
+    fn from(e: policy::index::IndexError) -> Self {
+        Self::IndexUnavailable(e.to_string())
+    }
+}
+
+fn denial(reason: DenyReason) -> (S3ErrorCode, String) {
+    let locked = || (S3ErrorCode::AccessDenied, LOCKED_MESSAGE.to_owned());
+    match reason {
+        DenyReason::Retention { .. }
+        | DenyReason::LegalHold
+        | DenyReason::ComplianceShortened
+        | DenyReason::ComplianceDowngrade
+        | DenyReason::GovernanceNeedsBypass => locked(),
+        DenyReason::Missing(p) => (
+            S3ErrorCode::AccessDenied,
+            format!("Access Denied: this key lacks the {} permission.", p.as_str()),
+        ),
+        DenyReason::BucketLockNotEnabled => (
+            S3ErrorCode::InvalidRequest,
+            "Bucket is missing Object Lock Configuration".to_owned(),
+        ),
+        DenyReason::BypassWithoutLock => (
+            S3ErrorCode::InvalidArgument,
+            "x-amz-bypass-governance-retention is only applicable to Object Lock enabled buckets."
+                .to_owned(),
+        ),
+        DenyReason::DateNotInFuture => (
+            S3ErrorCode::InvalidArgument,
+            "The retain until date must be in the future!".to_owned(),
+        ),
+        DenyReason::RetentionTooLong { max_days } => (
+            S3ErrorCode::InvalidArgument,
+            format!("The retain until date must be within {max_days} days from now."),
+        ),
+        DenyReason::BucketHoldsLocks => (
+            S3ErrorCode::AccessDenied,
+            "Access Denied because the bucket holds versions protected by object lock.".to_owned(),
+        ),
+        DenyReason::VersioningLocked => (
+            S3ErrorCode::InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+                .to_owned(),
+        ),
+        DenyReason::VersioningNotEnabled => (
+            S3ErrorCode::InvalidBucketState,
+            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+                .to_owned(),
+        ),
+        DenyReason::NoSuchVersion => (
+            S3ErrorCode::NoSuchKey,
+            "The specified key does not exist.".to_owned(),
+        ),
+        DenyReason::UnknownLockState => (
+            S3ErrorCode::ServiceUnavailable,
+            "The lock state of this object could not be established, so the request is refused. Please retry."
+                .to_owned(),
+        ),
+    }
 }
 
 impl GatewayError {
     /// The S3 error the client sees. Backend and internal details stay in the log.
     #[must_use]
     pub fn into_s3(self, request_id: &str) -> S3Error {
-        let (code, message) = match &self {
+        let (code, message) = self.code_and_message();
+        let mut err = S3Error::with_message(code, message);
+        err.set_request_id(request_id);
+        err
+    }
+
+    /// The S3 code and message, also used for one key's `<Error>` in a DeleteObjects reply.
+    #[must_use]
+    pub fn code_and_message(&self) -> (S3ErrorCode, String) {
+        match self {
             Self::BackendUnavailable(_) => (
                 S3ErrorCode::ServiceUnavailable,
                 "The storage backend is unavailable. Please retry.".to_owned(),
             ),
+            Self::IndexUnavailable(_) => (
+                S3ErrorCode::ServiceUnavailable,
+                "The lock index is unavailable, so the request is refused. Please retry."
+                    .to_owned(),
+            ),
             Self::UnknownOperation(_) => (S3ErrorCode::AccessDenied, self.to_string()),
+            Self::Denied(reason) => denial(*reason),
             Self::AccessDenied(m) => (S3ErrorCode::AccessDenied, m.clone()),
             Self::InvalidRequest(m) => (S3ErrorCode::InvalidRequest, m.clone()),
             Self::InvalidUri(m) => (S3ErrorCode::InvalidURI, m.clone()),
             Self::InvalidArgument(m) => (S3ErrorCode::InvalidArgument, m.clone()),
+            Self::MalformedXml(m) => (S3ErrorCode::MalformedXML, m.clone()),
+            Self::TooLarge(_) => (S3ErrorCode::MaxMessageLengthExceeded, self.to_string()),
+            Self::NoSuchObjectLockConfiguration => (
+                S3ErrorCode::NoSuchObjectLockConfiguration,
+                "The specified object does not have a ObjectLock configuration".to_owned(),
+            ),
+            Self::ObjectLockConfigurationNotFound => (
+                S3ErrorCode::ObjectLockConfigurationNotFoundError,
+                "Object Lock configuration does not exist for this bucket".to_owned(),
+            ),
+            Self::NoSuchKey => (
+                S3ErrorCode::NoSuchKey,
+                "The specified key does not exist.".to_owned(),
+            ),
+            Self::NoSuchBucket => (
+                S3ErrorCode::NoSuchBucket,
+                "The specified bucket does not exist".to_owned(),
+            ),
+            Self::MethodNotAllowed(m) => (S3ErrorCode::MethodNotAllowed, m.clone()),
             Self::Internal(_) => (
                 S3ErrorCode::InternalError,
                 "We encountered an internal error. Please try again.".to_owned(),
             ),
-        };
-        let mut err = S3Error::with_message(code, message);
-        err.set_request_id(request_id);
-        err
+        }
     }
 }

@@ -4,12 +4,20 @@
 //! ([`op`]), authorises and forwards through [`backend`], streaming both ways.
 
 pub mod backend;
+mod buckets;
 pub mod config;
 pub mod credentials;
+mod deletes;
 pub mod embedded;
+pub mod enforce;
 pub mod error;
+mod key_locks;
+pub mod lock_headers;
+pub mod lock_xml;
 pub mod op;
 pub mod proxy;
+mod retention;
 pub mod server;
 pub mod target;
 pub mod trailer;
+mod writes;

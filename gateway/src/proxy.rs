@@ -1,22 +1,29 @@
-//! The request path: every authenticated request is classified, authorised and forwarded raw.
+//! The request path: every authenticated request is classified, authorised, decided (see
+//! `enforce`) and forwarded raw.
 //!
 //! s3s has already verified the signature (header, presigned or aws-chunked) and decodes the
 //! body as a stream; this module never reads a body. What must never happen here: a request
-//! that is not recognised and is not a read reaching the backend.
+//! that is not recognised and is not a read reaching the backend, or any request reaching it
+//! without a `Permit`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::http::Extensions;
+use policy::permissions::Permission;
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3Request, S3Response, S3Result};
 
 use crate::backend::{Backend, Payload, ProxyBody};
 use crate::config::User;
+use crate::enforce::{Locks, Permit};
 use crate::error::GatewayError;
+use crate::lock_headers;
 use crate::op::S3Op;
 use crate::target::{Query, Target};
 use crate::trailer;
@@ -28,9 +35,10 @@ pub struct RequestId(pub String);
 
 /// Everything the request path needs, shared by all connections.
 pub struct Gateway {
-    backend: Backend,
+    pub(crate) backend: Backend,
     users: HashMap<String, User>,
     base_domain: Option<String>,
+    pub(crate) locks: Locks,
 }
 
 /// Request headers that belong to the client's hop or to its signature, never to the backend.
@@ -65,9 +73,58 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// One authenticated, classified request on its way through the gateway.
+pub(crate) struct Call<'a> {
+    pub user: &'a User,
+    pub op: S3Op,
+    pub method: Method,
+    pub target: Target,
+    pub query: Query,
+    /// The client's headers, as s3s verified them.
+    pub headers: HeaderMap,
+    /// The decoded body stream; taken when forwarded (or read, for a small policy body).
+    pub body: Option<Body>,
+    pub trailers: Option<s3s::TrailingHeaders>,
+}
+
+impl Call<'_> {
+    /// The bucket of an object or bucket request.
+    pub fn bucket(&self) -> Result<&str, GatewayError> {
+        self.target
+            .bucket
+            .as_deref()
+            .ok_or_else(|| GatewayError::InvalidRequest("this request needs a bucket".into()))
+    }
+
+    /// The key of an object request.
+    pub fn key(&self) -> Result<&str, GatewayError> {
+        self.target
+            .key
+            .as_deref()
+            .ok_or_else(|| GatewayError::InvalidRequest("this request needs a key".into()))
+    }
+
+    /// Takes the body to read it; it must be replaced (`set_body`) before forwarding.
+    pub fn take_body(&mut self) -> Body {
+        self.body.take().unwrap_or_else(Body::empty)
+    }
+
+    /// Replaces the body with bytes already read, with their length.
+    pub fn set_body(&mut self, bytes: Bytes, headers: &mut HeaderMap) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        self.body = Some(Body::from(bytes));
+        self.trailers = None;
+    }
+}
+
 impl Gateway {
     #[must_use]
-    pub fn new(backend: Backend, users: &[User], base_domain: Option<String>) -> Self {
+    pub fn new(
+        backend: Backend,
+        users: &[User],
+        base_domain: Option<String>,
+        locks: Locks,
+    ) -> Self {
         Self {
             backend,
             users: users
@@ -75,6 +132,7 @@ impl Gateway {
                 .map(|u| (u.access_key.clone(), u.clone()))
                 .collect(),
             base_domain,
+            locks,
         }
     }
 
@@ -84,7 +142,7 @@ impl Gateway {
         self.users.get(access_key).map(|u| u.secret_key.expose())
     }
 
-    async fn handle(&self, mut req: S3Request<Body>) -> Result<S3Response<Body>, GatewayError> {
+    async fn handle(&self, req: S3Request<Body>) -> Result<S3Response<Body>, GatewayError> {
         let user = req
             .credentials
             .as_ref()
@@ -105,51 +163,128 @@ impl Gateway {
                 req.uri.path()
             )));
         }
-        authorize(user, &target, &req.headers)?;
+        authorize(user, op, &target, &req.headers)?;
+        lock_headers::refuse_reserved_metadata(&req.headers)?;
         if matches!(
             op,
             S3Op::ListObjects | S3Op::ListObjectsV2 | S3Op::ListObjectVersions
         ) {
             query.normalise_listing();
         }
+        let call = Call {
+            user,
+            op,
+            method: req.method,
+            target,
+            query,
+            headers: req.headers,
+            body: Some(req.input),
+            trailers: req.trailing_headers,
+        };
+        self.dispatch(call).await
+    }
 
-        let mut path_and_query = target.backend_path();
-        if let Some(q) = query.to_backend_string() {
-            path_and_query.push('?');
-            path_and_query.push_str(&q);
-        }
-        let mut headers = backend_headers(&req.headers);
-        let (body, payload) = match req.trailing_headers.take() {
-            Some(trailers) if req.headers.contains_key("x-amz-trailer") => {
-                let body = trailer::forward(req.input, &req.headers, trailers, &mut headers)?;
+    /// Sends the call to the backend with `headers` (the client's, as prepared by the caller)
+    /// and the call's body, streaming.
+    pub(crate) async fn forward(
+        &self,
+        call: &mut Call<'_>,
+        mut headers: HeaderMap,
+        permit: Permit,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let body = call.body.take().unwrap_or_else(Body::empty);
+        let (body, payload) = match call.trailers.take() {
+            Some(trailers) if call.headers.contains_key("x-amz-trailer") => {
+                let body = trailer::forward(body, &call.headers, trailers, &mut headers)?;
                 (body, Payload::UnsignedWithTrailer)
             }
             _ => {
-                let body: ProxyBody = req
-                    .input
+                let body: ProxyBody = body
                     .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e })
                     .boxed_unsync();
                 (body, Payload::Unsigned)
             }
         };
-        let resp = self
-            .backend
-            .send(req.method.clone(), &path_and_query, headers, body, payload)
-            .await?;
+        let query = call.query.to_backend_string();
+        self.send(
+            call.method.clone(),
+            &call.target,
+            query.as_deref(),
+            headers,
+            body,
+            payload,
+            permit,
+        )
+        .await
+    }
 
-        let (parts, incoming) = resp.into_parts();
-        let mut out = S3Response::with_status(Body::from(incoming), parts.status);
-        out.headers = parts.headers;
-        for name in DROPPED_RESPONSE_HEADERS {
-            out.headers.remove(*name);
+    /// Sends one request to the backend. Only a `Permit` opens this door.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        target: &Target,
+        query: Option<&str>,
+        headers: HeaderMap,
+        body: ProxyBody,
+        payload: Payload,
+        _permit: Permit,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let mut path_and_query = target.backend_path();
+        if let Some(q) = query {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
         }
-        Ok(out)
+        self.backend
+            .send(method, &path_and_query, headers, body, payload)
+            .await
     }
 }
 
-/// The user may address the request's bucket, and for a copy the source's bucket too.
-fn authorize(user: &User, target: &Target, headers: &HeaderMap) -> Result<(), GatewayError> {
+/// A backend reply, streamed back to the client without its hop-by-hop headers.
+pub(crate) fn reply(resp: Response<Incoming>) -> S3Response<Body> {
+    let (parts, incoming) = resp.into_parts();
+    let mut out = S3Response::with_status(Body::from(incoming), parts.status);
+    out.headers = parts.headers;
+    for name in DROPPED_RESPONSE_HEADERS {
+        out.headers.remove(*name);
+    }
+    out
+}
+
+/// A reply the gateway makes itself.
+pub(crate) fn reply_with(status: StatusCode, xml: Option<String>) -> S3Response<Body> {
+    let mut out = match xml {
+        Some(xml) => {
+            let mut r = S3Response::with_status(Body::from(xml), status);
+            r.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            );
+            r
+        }
+        None => S3Response::with_status(Body::empty(), status),
+    };
+    out.headers.remove(header::TRANSFER_ENCODING);
+    out
+}
+
+/// The user may address the request's bucket, and for a copy the source's bucket too; reads
+/// need the read permission (everything else is decided by the policy).
+fn authorize(
+    user: &User,
+    op: S3Op,
+    target: &Target,
+    headers: &HeaderMap,
+) -> Result<(), GatewayError> {
     let denied = || GatewayError::AccessDenied("Access Denied".into());
+    let reads =
+        op.is_read_only() || op == S3Op::Unknown || headers.contains_key("x-amz-copy-source");
+    if reads && !user.permissions.has(Permission::Read) {
+        return Err(GatewayError::AccessDenied(
+            "Access Denied: this key lacks the read permission.".into(),
+        ));
+    }
     if let Some(bucket) = &target.bucket
         && !user.buckets.allows(bucket)
     {
@@ -176,7 +311,7 @@ fn authorize(user: &User, target: &Target, headers: &HeaderMap) -> Result<(), Ga
 }
 
 /// The client's end-to-end headers, minus its signature and hop-by-hop headers.
-fn backend_headers(incoming: &HeaderMap) -> HeaderMap {
+pub(crate) fn backend_headers(incoming: &HeaderMap) -> HeaderMap {
     // Headers named in `Connection` are hop-by-hop too.
     let connection_named: Vec<HeaderName> = incoming
         .get_all(header::CONNECTION)

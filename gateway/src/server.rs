@@ -20,7 +20,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::backend::Backend;
 use crate::config::{BackendSettings, RemoteBackend, Settings, TlsSettings, User};
 use crate::embedded::Embedded;
+use crate::enforce::Locks;
 use crate::proxy::{BaseDomainHost, ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
+use policy::index::{LockIndex, SledIndex};
 
 /// How long in-flight requests may run on after shutdown is asked for.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
@@ -35,6 +37,22 @@ pub enum StartError {
     Backend(#[from] crate::backend::BackendSetupError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("lock index: {0}")]
+    Index(#[from] policy::index::IndexError),
+}
+
+/// Opens the sled index, creating its directory.
+///
+/// # Errors
+/// The directory cannot be created or the index cannot be opened.
+pub fn open_index(dir: &std::path::Path) -> Result<Arc<dyn LockIndex>, StartError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        StartError::Index(policy::index::IndexError::Storage(format!(
+            "{}: {e}",
+            dir.display()
+        )))
+    })?;
+    Ok(Arc::new(SledIndex::open(dir)?))
 }
 
 /// A gateway ready to serve.
@@ -80,7 +98,14 @@ impl Server {
             );
         }
         let backend = Backend::new(&remote)?;
-        let gateway = Arc::new(Gateway::new(backend, &users, settings.base_domain.clone()));
+        let index = open_index(&settings.locks.index_dir)?;
+        let locks = Locks::new(index, settings.locks.clone());
+        let gateway = Arc::new(Gateway::new(
+            backend,
+            &users,
+            settings.base_domain.clone(),
+            locks,
+        ));
 
         let mut builder = S3ServiceBuilder::new(NoOperations);
         if let Some(base_domain) = &settings.base_domain {

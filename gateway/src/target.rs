@@ -105,6 +105,14 @@ pub fn virtual_host_bucket<'a>(host: &'a str, base_domain: &str) -> Option<&'a s
 }
 
 /// AWS's URI encoding: every byte but `A-Za-z0-9-._~` (and `/` in paths) as `%XX`.
+/// A query parameter value in AWS's canonical encoding.
+#[must_use]
+pub fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    encode_into(&mut out, s, false);
+    out
+}
+
 fn encode_into(out: &mut String, s: &str, keep_slash: bool) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric()

@@ -135,8 +135,10 @@ pub enum DenyReason {
     GovernanceNeedsBypass,
     /// The user lacks a permission the request needs.
     Missing(Permission),
-    /// Lock parameters or a bypass on a bucket without object lock.
+    /// Lock parameters, retention or a legal hold on a bucket without object lock.
     BucketLockNotEnabled,
+    /// The bypass header on a bucket without object lock.
+    BypassWithoutLock,
     /// A retain-until date not after now.
     DateNotInFuture,
     /// A retain-until date beyond the configured maximum.
@@ -216,7 +218,7 @@ fn check(action: Action, facts: &Facts, config: &PolicyConfig, now: DateTime<Utc
         Action::Delete { version, bypass } => {
             need(caller, Permission::Write)?;
             if bypass == Bypass::Requested && !facts.bucket.enabled {
-                return Err(DenyReason::BucketLockNotEnabled);
+                return Err(DenyReason::BypassWithoutLock);
             }
             if version == VersionSpec::Current && facts.versioning == Versioning::Enabled {
                 // A delete marker; the versions underneath stay.

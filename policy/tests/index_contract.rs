@@ -56,6 +56,7 @@ fn all<'a>(bucket: Option<&'a str>, prefix: &'a str) -> Scan<'a> {
 
 fn contract(index: &dyn LockIndex) {
     pending_counts_until_committed(index);
+    commit_names_the_version(index);
     scans_and_dates(index);
     buckets_and_uploads(index);
 }
@@ -77,7 +78,7 @@ fn pending_counts_until_committed(index: &dyn LockIndex) {
 
     // Committed: it stays, and a later pending write that is weaker does not weaken it.
     index.begin(&first).expect("begin");
-    index.commit(&obj).expect("commit");
+    index.commit(&obj, &obj).expect("commit");
     assert_eq!(index.get(&obj).expect("get"), Some(first.clone()));
     assert!(index.pending().expect("pending").is_empty());
     let weaker = record("wal", "k", None, 5, RetentionMode::Governance);
@@ -91,7 +92,7 @@ fn pending_counts_until_committed(index: &dyn LockIndex) {
     index.begin(&stronger).expect("begin");
     let seen = index.get(&obj).expect("get").expect("record");
     assert_eq!(seen.lock, stronger.lock);
-    index.commit(&obj).expect("commit");
+    index.commit(&obj, &obj).expect("commit");
     assert_eq!(
         index.get(&obj).expect("get").map(|r| r.lock),
         Some(stronger.lock)
@@ -123,11 +124,24 @@ fn pending_counts_until_committed(index: &dyn LockIndex) {
             .holds_locks("wal", now + TimeDelta::days(10_000))
             .expect("holds")
     );
-    index.commit(&held.object).expect("commit");
+    index.commit(&held.object, &held.object).expect("commit");
     index.remove(&held.object).expect("remove");
 }
 
 /// Records come back in S3's key order: the bytes of the key (so `x\0…` before `x/…`).
+fn commit_names_the_version(index: &dyn LockIndex) {
+    // A versioned store names the version only in its reply.
+    let pending = record("ver", "k", None, 3, RetentionMode::Compliance);
+    index.begin(&pending).expect("begin");
+    let v1 = ObjectRef::new("ver", "k", Some("v1"));
+    index.commit(&pending.object, &v1).expect("commit");
+    assert_eq!(index.get(&pending.object).expect("get"), None);
+    let got = index.get(&v1).expect("get").expect("record");
+    assert_eq!(got.object, v1);
+    assert_eq!(got.lock, pending.lock);
+    index.remove(&v1).expect("remove");
+}
+
 fn scans_and_dates(index: &dyn LockIndex) {
     let records = [
         record("a", "x/1", Some("v1"), 3, RetentionMode::Compliance),
@@ -267,7 +281,9 @@ fn sled_index_survives_reopening_with_pending_and_committed() {
     {
         let index = SledIndex::open(dir.path()).expect("open");
         index.begin(&committed).expect("begin");
-        index.commit(&committed.object).expect("commit");
+        index
+            .commit(&committed.object, &committed.object)
+            .expect("commit");
         index.begin(&pending).expect("begin");
         // Dropped without flush or commit: as if the process died here.
     }

@@ -19,27 +19,101 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use wormgate::config::{BackendSettings, BucketScope, RemoteBackend, Secret, Settings, User};
+use policy::lock::Profile;
+use policy::permissions::Permissions;
+use wormgate::config::{
+    BackendSettings, BucketScope, LockSettings, RemoteBackend, Secret, Settings, User,
+};
 use wormgate::embedded::Embedded;
 use wormgate::server::Server;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY: &str = "AGENTKEY";
 pub const SECRET_KEY: &str = "agent-secret-key-for-tests";
+/// An administrator: every permission (bypass, legal holds, bucket settings).
+pub const ADMIN_KEY: &str = "ADMINKEY";
+pub const ADMIN_SECRET: &str = "admin-secret-key-for-tests";
 /// A second user whose only bucket is `SCOPED_BUCKET`.
 pub const SCOPED_KEY: &str = "SCOPEDKEY";
 pub const SCOPED_SECRET: &str = "scoped-secret-key-for-tests";
 pub const SCOPED_BUCKET: &str = "scoped-only";
 
-/// An s3s-fs store and a gateway in front of it.
+/// A store and a gateway in front of it.
 pub struct Stack {
     pub dir: tempfile::TempDir,
+    /// The in-process s3s-fs store, when the stack uses one.
     pub backend: Option<Embedded>,
     pub backend_addr: SocketAddr,
     backend_keys: Option<(String, Secret)>,
+    pub settings: Settings,
     pub gateway_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The gateway's settings for a test: the test users, a base domain, an index in `dir`.
+#[must_use]
+pub fn test_settings(
+    dir: &std::path::Path,
+    backend: RemoteBackend,
+    profile: Profile,
+    tls: Option<wormgate::config::TlsSettings>,
+) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.join("gateway"),
+        region: REGION.into(),
+        base_domain: Some("s3.wormgate.test".into()),
+        tls,
+        backend: BackendSettings::Remote(backend),
+        users: vec![
+            User {
+                access_key: ACCESS_KEY.into(),
+                secret_key: Secret::new(SECRET_KEY),
+                buckets: BucketScope::All,
+                permissions: Permissions::BACKUP,
+            },
+            User {
+                access_key: ADMIN_KEY.into(),
+                secret_key: Secret::new(ADMIN_SECRET),
+                buckets: BucketScope::All,
+                permissions: Permissions::ALL,
+            },
+            User {
+                access_key: SCOPED_KEY.into(),
+                secret_key: Secret::new(SCOPED_SECRET),
+                buckets: BucketScope::Only(vec![SCOPED_BUCKET.into()]),
+                permissions: Permissions::BACKUP,
+            },
+        ],
+        locks: LockSettings {
+            default_profile: profile,
+            bucket_profiles: std::collections::BTreeMap::new(),
+            index_dir: dir.join("index"),
+            max_retention_days: policy::lock::Period::MAX_DAYS,
+        },
+        connect_timeout_secs: 2,
+        response_timeout_secs: 30,
+    }
+}
+
+async fn start_gateway(
+    settings: &Settings,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let server = Server::new(settings).await.expect("gateway");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, done)
 }
 
 impl Stack {
@@ -62,54 +136,80 @@ impl Stack {
             .expect("bind backend");
         let backend_addr = listener.local_addr().expect("addr");
         let backend = Embedded::start_on(&dir.path().join("store"), listener).expect("s3s-fs");
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: dir.path().join("gateway"),
+        let remote = RemoteBackend {
+            url: backend.endpoint.clone(),
+            access_key: backend.access_key.clone(),
+            secret_key: backend.secret_key.clone(),
             region: REGION.into(),
-            base_domain: Some("s3.wormgate.test".into()),
-            tls,
-            backend: BackendSettings::Remote(RemoteBackend {
-                url: backend.endpoint.clone(),
-                access_key: backend.access_key.clone(),
-                secret_key: backend.secret_key.clone(),
-                region: REGION.into(),
-                ca_file: None,
-                connect_timeout_secs: 2,
-                response_timeout_secs: 30,
-            }),
-            users: vec![
-                User {
-                    access_key: ACCESS_KEY.into(),
-                    secret_key: Secret::new(SECRET_KEY),
-                    buckets: BucketScope::All,
-                },
-                User {
-                    access_key: SCOPED_KEY.into(),
-                    secret_key: Secret::new(SCOPED_SECRET),
-                    buckets: BucketScope::Only(vec![SCOPED_BUCKET.into()]),
-                },
-            ],
+            ca_file: None,
             connect_timeout_secs: 2,
             response_timeout_secs: 30,
         };
-        let server = Server::new(&settings).await.expect("gateway");
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind gateway");
-        let gateway_addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(server.run(listener, async {
-            let _ = stopped.await;
-        }));
+        let settings = test_settings(dir.path(), remote, Profile::Gateway, tls);
+        let (gateway_addr, stop, done) = start_gateway(&settings).await;
         Self {
             dir,
             backend: Some(backend),
             backend_addr,
             backend_keys: None,
+            settings,
             gateway_addr,
             stop: Some(stop),
             done: Some(done),
         }
+    }
+
+    /// Starts a gateway in front of a store that runs elsewhere (LocalStack), with `profile`.
+    ///
+    /// # Panics
+    /// When the gateway fails to start.
+    pub async fn start_remote(remote: RemoteBackend, profile: Profile) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend_addr = remote
+            .url
+            .authority()
+            .and_then(|a| a.as_str().parse().ok())
+            .expect("backend address");
+        let settings = test_settings(dir.path(), remote, profile, None);
+        let (gateway_addr, stop, done) = start_gateway(&settings).await;
+        Self {
+            dir,
+            backend: None,
+            backend_addr,
+            backend_keys: None,
+            settings,
+            gateway_addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Stops the gateway and starts it again with the same settings (and index directory), on
+    /// a new port. Clients made before point at the old port.
+    ///
+    /// # Panics
+    /// When the gateway fails to stop or start.
+    pub async fn restart_gateway(&mut self) {
+        self.stop_gateway().await;
+        let (addr, stop, done) = start_gateway(&self.settings).await;
+        self.gateway_addr = addr;
+        self.stop = Some(stop);
+        self.done = Some(done);
+    }
+
+    async fn stop_gateway(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.expect("join").expect("gateway ended cleanly");
+        }
+    }
+
+    /// An SDK client that talks to the gateway as the administrator.
+    #[must_use]
+    pub fn admin(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.gateway_url(), ADMIN_KEY, ADMIN_SECRET)
     }
 
     /// Creates a fresh bucket through the gateway and returns its name.
@@ -193,12 +293,7 @@ impl Stack {
     /// # Panics
     /// When the gateway's task failed.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            done.await.expect("join").expect("gateway ended cleanly");
-        }
+        self.stop_gateway().await;
     }
 }
 

@@ -84,9 +84,10 @@ impl LockIndex for MemoryIndex {
         Ok(())
     }
 
-    fn commit(&self, object: &ObjectRef) -> IndexResult<()> {
+    fn commit(&self, pending: &ObjectRef, committed: &ObjectRef) -> IndexResult<()> {
         let mut inner = self.inner()?;
-        if let Some(p) = inner.pending.remove(&key::version(object)) {
+        if let Some(mut p) = inner.pending.remove(&key::version(pending)) {
+            p.object = committed.clone();
             inner.set_committed(p);
         }
         Ok(())

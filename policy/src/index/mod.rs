@@ -140,8 +140,10 @@ pub trait LockIndex: Send + Sync {
     /// Records a pending lock durably before the write goes to the backend. A pending record
     /// already there is merged (the stricter wins).
     fn begin(&self, record: &LockRecord) -> IndexResult<()>;
-    /// The backend accepted the write: the pending record becomes the committed one, durably.
-    fn commit(&self, object: &ObjectRef) -> IndexResult<()>;
+    /// The backend accepted the write: the pending record of `pending` becomes the committed
+    /// record of `committed`, durably. They differ when the backend names the version only in
+    /// its reply (a versioned store); otherwise they are the same.
+    fn commit(&self, pending: &ObjectRef, committed: &ObjectRef) -> IndexResult<()>;
     /// The backend definitely refused the write: the pending record is dropped.
     fn abort(&self, object: &ObjectRef) -> IndexResult<()>;
     /// Writes a committed record directly (rebuild, recovery from the backend). Not flushed.

@@ -153,13 +153,14 @@ impl LockIndex for SledIndex {
         self.durable()
     }
 
-    fn commit(&self, object: &ObjectRef) -> IndexResult<()> {
-        let k = key::version(object);
+    fn commit(&self, pending_ref: &ObjectRef, committed_ref: &ObjectRef) -> IndexResult<()> {
+        let k = key::version(pending_ref);
         (&self.pending, &self.committed, &self.by_date)
             .transaction(|(pending, committed, by_date)| {
                 if let Some(p) = pending.remove(k.as_slice())? {
-                    let p = decode_record(&p).map_err(ConflictableTransactionError::Abort)?;
-                    replace_committed(committed, by_date, object, Some(&p))?;
+                    let mut p = decode_record(&p).map_err(ConflictableTransactionError::Abort)?;
+                    p.object = committed_ref.clone();
+                    replace_committed(committed, by_date, committed_ref, Some(&p))?;
                 }
                 Ok(())
             })

@@ -1,0 +1,164 @@
+//! Bucket operations that touch protection: CreateBucket with object lock, the lock
+//! configuration, versioning, lifecycle, other settings, and DeleteBucket.
+//!
+//! On a native backend these pass through (after the policy); elsewhere the bucket's lock
+//! configuration lives in the gateway's index, since the backend has no place for it.
+
+use http::{Method, StatusCode};
+use policy::index::BucketRecord;
+use policy::lock::Profile;
+use policy::rules::{Action, BucketContents};
+use s3s::{Body, S3Response};
+
+use crate::enforce::{Permit, empty_body, ok_empty};
+use crate::error::GatewayError;
+use crate::lock_headers;
+use crate::lock_xml;
+use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
+
+impl Gateway {
+    /// Forwards a request that changes nothing.
+    pub(crate) async fn forward_read(
+        &self,
+        call: &mut Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let permit = Permit::read_of(call)?;
+        let headers = backend_headers(&call.headers);
+        Ok(reply(self.forward(call, headers, permit).await?))
+    }
+
+    pub(crate) async fn create_bucket(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let lock_enabled = call
+            .headers
+            .get(lock_headers::BUCKET_LOCK_ENABLED)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let bucket_facts = self.bucket_facts(&bucket).await?;
+        let facts = self.facts(&call, &bucket_facts);
+        let permit = self.decide(Action::CreateBucket { lock_enabled }, &facts)?;
+        let mut headers = backend_headers(&call.headers);
+        let native = bucket_facts.profile == Profile::Native;
+        if !native {
+            headers.remove(lock_headers::BUCKET_LOCK_ENABLED);
+        }
+        let resp = self.forward(&mut call, headers, permit).await?;
+        if resp.status().is_success() && lock_enabled && !native {
+            self.locks.index.put_bucket(
+                &bucket,
+                &BucketRecord::new(policy::lock::BucketLock {
+                    enabled: true,
+                    default_retention: None,
+                }),
+            )?;
+        }
+        self.locks.forget_bucket(&bucket);
+        Ok(reply(resp))
+    }
+
+    pub(crate) async fn put_lock_configuration(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let body = lock_xml::read_capped(call.take_body(), lock_xml::POLICY_BODY_CAP).await?;
+        let lock = lock_xml::parse_lock_configuration(&body)?;
+        let bucket_facts = self.bucket_facts(&bucket).await?;
+        let facts = self.facts(&call, &bucket_facts);
+        let permit = self.decide(Action::PutLockConfiguration, &facts)?;
+        if bucket_facts.profile == Profile::Native {
+            let mut headers = backend_headers(&call.headers);
+            call.set_body(body, &mut headers);
+            let resp = self.forward(&mut call, headers, permit).await?;
+            self.locks.forget_bucket(&bucket);
+            return Ok(reply(resp));
+        }
+        // The bucket must exist on the backend.
+        let resp = self
+            .send(
+                Method::HEAD,
+                &call.target,
+                None,
+                http::HeaderMap::new(),
+                empty_body(),
+                crate::backend::Payload::Unsigned,
+                permit,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(GatewayError::NoSuchBucket);
+        }
+        if !resp.status().is_success() {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "HeadBucket answered {}",
+                resp.status()
+            )));
+        }
+        self.locks
+            .index
+            .put_bucket(&bucket, &BucketRecord::new(lock))?;
+        Ok(ok_empty())
+    }
+
+    pub(crate) async fn get_lock_configuration(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        if self.locks.profile_of(&bucket) == Profile::Native {
+            return self.forward_read(&mut call).await;
+        }
+        match self.locks.index.bucket(&bucket)? {
+            Some(r) if r.lock.enabled => Ok(reply_with(
+                StatusCode::OK,
+                Some(lock_xml::render_lock_configuration(&r.lock)),
+            )),
+            _ => Err(GatewayError::ObjectLockConfigurationNotFound),
+        }
+    }
+
+    pub(crate) async fn put_versioning(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let body = lock_xml::read_capped(call.take_body(), lock_xml::POLICY_BODY_CAP).await?;
+        let suspend = lock_xml::suspends_versioning(&body)?;
+        let bucket_facts = self.bucket_facts(&bucket).await?;
+        let facts = self.facts(&call, &bucket_facts);
+        let permit = self.decide(Action::PutVersioning { suspend }, &facts)?;
+        let mut headers = backend_headers(&call.headers);
+        call.set_body(body, &mut headers);
+        let resp = self.forward(&mut call, headers, permit).await?;
+        self.locks.forget_bucket(&bucket);
+        Ok(reply(resp))
+    }
+
+    /// Lifecycle rules, other settings, DeleteBucket: decided on the bucket's contents.
+    pub(crate) async fn bucket_action(
+        &self,
+        mut call: Call<'_>,
+        action: Action,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let bucket_facts = self.bucket_facts(&bucket).await?;
+        let mut facts = self.facts(&call, &bucket_facts);
+        if matches!(action, Action::PutLifecycle | Action::DeleteBucket) {
+            facts.contents = if self.locks.index.holds_locks(&bucket, self.locks.now())? {
+                BucketContents::HoldsLocks
+            } else {
+                BucketContents::NoLocks
+            };
+        }
+        let permit = self.decide(action, &facts)?;
+        let headers = backend_headers(&call.headers);
+        let resp = self.forward(&mut call, headers, permit).await?;
+        if action == Action::DeleteBucket && resp.status().is_success() {
+            self.locks.index.remove_bucket(&bucket)?;
+        }
+        self.locks.forget_bucket(&bucket);
+        Ok(reply(resp))
+    }
+}

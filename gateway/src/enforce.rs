@@ -1,0 +1,441 @@
+//! Enforcement: turns each mutating request into a `policy::rules::Action`, gathers the facts,
+//! asks `decide`, and only then lets the request reach the backend.
+//!
+//! The backend can only be reached with a `Permit`, and a `Permit` is made in exactly two
+//! places: `Permit::read` for requests that change nothing, and `Permit::granted` from an
+//! `Allow`. A mutating path that skips the policy does not compile.
+//!
+//! Facts come from the lock index first. A version the index does not know is looked up on the
+//! backend (its lock headers, or the `x-amz-meta-wormgate-*` metadata) before anything
+//! destructive is allowed; if neither can tell, the answer is 503, never "allowed".
+//!
+//! The handlers live beside this file, one per concern: `writes` (PutObject, CopyObject,
+//! multipart), `deletes` (DeleteObject, DeleteObjects), `retention` (retention and legal
+//! hold), `buckets` (bucket lock, versioning, lifecycle, deletion).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use http::{HeaderMap, Method, StatusCode};
+use policy::index::{LockIndex, LockRecord, LockSource};
+use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
+use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, VersionState, decide};
+use s3s::{Body, S3Response};
+
+use crate::backend::{Payload, ProxyBody};
+use crate::config::LockSettings;
+use crate::error::GatewayError;
+use crate::key_locks::KeyLocks;
+use crate::lock_headers;
+use crate::lock_xml;
+use crate::op::{BucketConfig, S3Op};
+use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
+use crate::target::Target;
+
+/// Leave to send one request to the backend.
+pub struct Permit {
+    _sealed: (),
+}
+
+impl Permit {
+    /// For a request that changes nothing on the backend.
+    fn read(op: S3Op, method: &Method) -> Result<Self, GatewayError> {
+        let unknown_read = op == S3Op::Unknown && matches!(*method, Method::GET | Method::HEAD);
+        if op.is_read_only() || unknown_read {
+            Ok(Self { _sealed: () })
+        } else {
+            Err(GatewayError::Internal(format!(
+                "{} is not a read",
+                op.name()
+            )))
+        }
+    }
+
+    /// For a call that changes nothing.
+    pub(crate) fn read_of(call: &Call<'_>) -> Result<Self, GatewayError> {
+        Self::read(call.op, &call.method)
+    }
+
+    /// From the policy's answer; a denial becomes the error the client sees.
+    pub(crate) fn granted(decision: Decision) -> Result<Self, GatewayError> {
+        match decision {
+            Decision::Allow => Ok(Self { _sealed: () }),
+            Decision::Deny { reason } => Err(GatewayError::Denied(reason)),
+        }
+    }
+}
+
+/// The lock state of the bucket as the request path needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketFacts {
+    pub profile: Profile,
+    pub lock: BucketLock,
+    pub versioning: Versioning,
+}
+
+/// Everything enforcement keeps: the index, the per-bucket profiles, the rules' settings, the
+/// per-key locks, and what native backends said about their buckets.
+pub struct Locks {
+    pub(crate) index: Arc<dyn LockIndex>,
+    settings: LockSettings,
+    pub(crate) policy: PolicyConfig,
+    pub(crate) keys: KeyLocks,
+    native_buckets: DashMap<String, (BucketLock, Versioning)>,
+}
+
+impl Locks {
+    #[must_use]
+    pub fn new(index: Arc<dyn LockIndex>, settings: LockSettings) -> Self {
+        let policy = PolicyConfig {
+            max_retention_days: settings.max_retention_days,
+        };
+        Self {
+            index,
+            settings,
+            policy,
+            keys: KeyLocks::default(),
+            native_buckets: DashMap::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn profile_of(&self, bucket: &str) -> Profile {
+        self.settings.profile_of(bucket)
+    }
+
+    /// Forgets what a native backend said about a bucket (after a change through the gateway).
+    pub(crate) fn forget_bucket(&self, bucket: &str) {
+        self.native_buckets.remove(bucket);
+    }
+
+    /// The clock every decision uses.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// What a HEAD on the backend said about one version.
+pub(crate) struct Inspected {
+    pub state: VersionState,
+    /// The version id the backend reported (`x-amz-version-id`), if any.
+    pub version_id: Option<String>,
+    /// The HEAD reply's headers, when a HEAD was made and found the version.
+    pub head: Option<HeaderMap>,
+    /// The version is a delete marker.
+    pub delete_marker: bool,
+}
+
+impl Gateway {
+    /// Runs one call: reads are forwarded, everything else goes through the policy.
+    pub(crate) async fn dispatch(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        match call.op {
+            S3Op::HeadObject | S3Op::GetObject => self.read_object(call).await,
+            S3Op::GetObjectRetention | S3Op::GetObjectLegalHold => self.get_object_lock(call).await,
+            S3Op::GetBucketConfig(BucketConfig::ObjectLock) => {
+                self.get_lock_configuration(call).await
+            }
+            S3Op::PutObject | S3Op::CopyObject | S3Op::CompleteMultipartUpload => {
+                self.write_object(call).await
+            }
+            S3Op::CreateMultipartUpload => self.start_upload(call).await,
+            S3Op::DeleteObject => self.delete_object(call).await,
+            S3Op::DeleteObjects => self.delete_objects(call).await,
+            S3Op::PutObjectRetention => self.put_retention(call).await,
+            S3Op::PutObjectLegalHold => self.put_legal_hold(call).await,
+            S3Op::CreateBucket => self.create_bucket(call).await,
+            S3Op::PutBucketConfig(BucketConfig::ObjectLock) => {
+                self.put_lock_configuration(call).await
+            }
+            S3Op::PutBucketConfig(BucketConfig::Versioning) => self.put_versioning(call).await,
+            S3Op::PutBucketConfig(BucketConfig::Lifecycle) => {
+                self.bucket_action(call, Action::PutLifecycle).await
+            }
+            S3Op::DeleteBucket => self.bucket_action(call, Action::DeleteBucket).await,
+            S3Op::PutBucketConfig(_) | S3Op::DeleteBucketConfig(_) => {
+                self.bucket_action(call, Action::ChangeBucketSettings).await
+            }
+            S3Op::UploadPart
+            | S3Op::UploadPartCopy
+            | S3Op::AbortMultipartUpload
+            | S3Op::PutObjectConfig(_)
+            | S3Op::DeleteObjectTagging
+            | S3Op::RestoreObject => {
+                let facts = self.plain_facts(&call)?;
+                let permit = self.decide(Action::Upload, &facts)?;
+                let headers = backend_headers(&call.headers);
+                Ok(reply(self.forward(&mut call, headers, permit).await?))
+            }
+            _ => {
+                let permit = Permit::read(call.op, &call.method)?;
+                let headers = backend_headers(&call.headers);
+                Ok(reply(self.forward(&mut call, headers, permit).await?))
+            }
+        }
+    }
+
+    /// Asks the policy.
+    pub(crate) fn decide(&self, action: Action, facts: &Facts) -> Result<Permit, GatewayError> {
+        let decision = decide(action, facts, &self.locks.policy, self.locks.now());
+        if let Decision::Deny { reason } = decision {
+            tracing::info!(target: "wormgate::audit", ?action, ?reason, "denied");
+        }
+        Permit::granted(decision)
+    }
+
+    /// Facts for an action that depends only on the caller.
+    fn plain_facts(&self, call: &Call<'_>) -> Result<Facts, GatewayError> {
+        Ok(Facts {
+            caller: call.user.permissions,
+            profile: self.locks.profile_of(call.bucket()?),
+            bucket: BucketLock::default(),
+            versioning: Versioning::Unversioned,
+            target: VersionState::Absent,
+            contents: BucketContents::NoLocks,
+        })
+    }
+
+    /// Facts with the bucket's lock state filled in.
+    pub(crate) fn facts(&self, call: &Call<'_>, bucket: &BucketFacts) -> Facts {
+        Facts {
+            caller: call.user.permissions,
+            profile: bucket.profile,
+            bucket: bucket.lock,
+            versioning: bucket.versioning,
+            target: VersionState::Absent,
+            contents: BucketContents::NoLocks,
+        }
+    }
+
+    /// The bucket's profile, lock configuration and versioning.
+    pub(crate) async fn bucket_facts(&self, bucket: &str) -> Result<BucketFacts, GatewayError> {
+        let profile = self.locks.profile_of(bucket);
+        match profile {
+            Profile::Native => {
+                if let Some(known) = self.locks.native_buckets.get(bucket) {
+                    let (lock, versioning) = *known;
+                    return Ok(BucketFacts {
+                        profile,
+                        lock,
+                        versioning,
+                    });
+                }
+                let (lock, versioning) = self.ask_native_bucket(bucket).await?;
+                self.locks
+                    .native_buckets
+                    .insert(bucket.to_owned(), (lock, versioning));
+                Ok(BucketFacts {
+                    profile,
+                    lock,
+                    versioning,
+                })
+            }
+            // The backend keeps one version per key (or is treated so: the stricter view).
+            Profile::Gateway | Profile::BucketRetention => Ok(BucketFacts {
+                profile,
+                lock: self
+                    .locks
+                    .index
+                    .bucket(bucket)?
+                    .map(|r| r.lock)
+                    .unwrap_or_default(),
+                versioning: Versioning::Unversioned,
+            }),
+        }
+    }
+
+    /// Reads a small backend reply whole (bucket configuration XML).
+    async fn backend_get(
+        &self,
+        bucket: &str,
+        sub: &str,
+    ) -> Result<(StatusCode, bytes::Bytes), GatewayError> {
+        let target = Target {
+            bucket: Some(bucket.to_owned()),
+            key: None,
+        };
+        let resp = self
+            .send(
+                Method::GET,
+                &target,
+                Some(sub),
+                HeaderMap::new(),
+                empty_body(),
+                Payload::Unsigned,
+                Permit::read(
+                    S3Op::GetBucketConfig(BucketConfig::Versioning),
+                    &Method::GET,
+                )?,
+            )
+            .await?;
+        let status = resp.status();
+        let body = lock_xml::read_capped(Body::from(resp.into_body()), lock_xml::POLICY_BODY_CAP)
+            .await
+            .map_err(|e| GatewayError::BackendUnavailable(format!("reading {sub}: {e}")))?;
+        Ok((status, body))
+    }
+
+    /// What a native backend says of a bucket's lock and versioning.
+    pub(crate) async fn ask_native_bucket(
+        &self,
+        bucket: &str,
+    ) -> Result<(BucketLock, Versioning), GatewayError> {
+        let (status, body) = self.backend_get(bucket, "object-lock=").await?;
+        let lock = if status.is_success() {
+            lock_xml::parse_lock_configuration(&body).unwrap_or_default()
+        } else if status == StatusCode::NOT_FOUND {
+            BucketLock::default()
+        } else {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "GetObjectLockConfiguration on {bucket} answered {status}"
+            )));
+        };
+        if lock.enabled {
+            // Lock implies versioning, for good.
+            return Ok((lock, Versioning::Enabled));
+        }
+        let (status, body) = self.backend_get(bucket, "versioning=").await?;
+        if !status.is_success() {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "GetBucketVersioning on {bucket} answered {status}"
+            )));
+        }
+        let text = String::from_utf8_lossy(&body);
+        let versioning = if text.contains("<Status>Enabled</Status>") {
+            Versioning::Enabled
+        } else if text.contains("<Status>Suspended</Status>") {
+            Versioning::Suspended
+        } else {
+            Versioning::Unversioned
+        };
+        Ok((lock, versioning))
+    }
+
+    /// The lock state of one version: the index, else a HEAD on the backend (whose answer is
+    /// remembered in the index when it carries a lock). `always_head` forces the HEAD (the
+    /// caller needs the object's headers).
+    pub(crate) async fn inspect(
+        &self,
+        object: &ObjectRef,
+        always_head: bool,
+    ) -> Result<Inspected, GatewayError> {
+        if !always_head && let Some(record) = self.locks.index.get(object)? {
+            return Ok(Inspected {
+                state: VersionState::Known(record.lock),
+                version_id: object.version_id.clone(),
+                head: None,
+                delete_marker: false,
+            });
+        }
+        let target = Target {
+            bucket: Some(object.bucket.clone()),
+            key: Some(object.key.clone()),
+        };
+        let query = object
+            .version_id
+            .as_ref()
+            .map(|v| format!("versionId={}", crate::target::encode_query_value(v)));
+        let resp = self
+            .send(
+                Method::HEAD,
+                &target,
+                query.as_deref(),
+                HeaderMap::new(),
+                empty_body(),
+                Payload::Unsigned,
+                Permit::read(S3Op::HeadObject, &Method::HEAD)?,
+            )
+            .await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let delete_marker = headers
+            .get("x-amz-delete-marker")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        let version_id = headers
+            .get("x-amz-version-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| *v != "null")
+            .map(str::to_owned)
+            .or_else(|| object.version_id.clone());
+        let state = match status {
+            s if s.is_success() => match lock_headers::from_backend(&headers) {
+                Some(lock) => {
+                    // The index may know this version under the id the HEAD revealed.
+                    let resolved = ObjectRef {
+                        version_id: version_id.clone(),
+                        ..object.clone()
+                    };
+                    let known = self.locks.index.get(&resolved)?;
+                    let lock = known.map_or(lock, |r| r.lock.strictest(lock));
+                    if !lock.is_empty() {
+                        self.locks.index.put(&LockRecord::new(
+                            resolved,
+                            lock,
+                            LockSource::Backend,
+                            self.locks.now(),
+                        ))?;
+                    }
+                    VersionState::Known(lock)
+                }
+                None => VersionState::Unknown,
+            },
+            StatusCode::NOT_FOUND => VersionState::Absent,
+            // HEAD of a delete marker by version id.
+            StatusCode::METHOD_NOT_ALLOWED if delete_marker => VersionState::Absent,
+            _ => {
+                tracing::warn!(bucket = %object.bucket, key = %object.key, %status, "lock state unknown");
+                VersionState::Unknown
+            }
+        };
+        Ok(Inspected {
+            state,
+            version_id,
+            head: status.is_success().then_some(headers),
+            delete_marker,
+        })
+    }
+
+    /// HEAD and GET: in the gateway profile the lock lives in metadata and the index, and is
+    /// shown as S3's lock headers.
+    async fn read_object(&self, mut call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
+        let permit = Permit::read(call.op, &call.method)?;
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let headers = backend_headers(&call.headers);
+        let mut out = reply(self.forward(&mut call, headers, permit).await?);
+        if self.locks.profile_of(&bucket) == Profile::Native
+            || !out.status.is_some_and(|s| s.is_success())
+        {
+            return Ok(out);
+        }
+        let from_meta = lock_headers::from_backend(&out.headers);
+        let indexed = self
+            .locks
+            .index
+            .get(&ObjectRef::new(&bucket, &key, None))?
+            .map(|r| r.lock);
+        let lock = match (from_meta, indexed) {
+            (Some(a), Some(b)) => Some(a.strictest(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(lock) = lock.filter(|l| !l.is_empty()) {
+            lock_headers::set_response_headers(&mut out.headers, &lock);
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn empty_body() -> ProxyBody {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::<bytes::Bytes>::new()
+        .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { match e {} })
+        .boxed_unsync()
+}
+
+/// 200 with no body.
+pub(crate) fn ok_empty() -> S3Response<Body> {
+    reply_with(StatusCode::OK, None)
+}

@@ -1,0 +1,181 @@
+//! PutObjectRetention, PutObjectLegalHold and their GETs.
+//!
+//! A change is decided against the version's current lock, recorded as pending in the index,
+//! then applied: passed through to a native backend, or, in the gateway profile, written into
+//! the object's reserved metadata (a copy of the object onto itself, which also makes the
+//! change survive the loss of the index), and committed on success.
+
+use bytes::Bytes;
+use policy::index::{LockRecord, LockSource};
+use policy::lock::{LegalHold, ObjectLock, ObjectRef, Profile, Retention};
+use policy::rules::{Action, DenyReason, VersionState};
+use s3s::{Body, S3Response};
+
+use crate::enforce::ok_empty;
+use crate::error::GatewayError;
+use crate::lock_headers;
+use crate::lock_xml;
+use crate::op::S3Op;
+use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
+
+/// What a lock change does to the current lock.
+#[derive(Clone, Copy)]
+enum Change {
+    Retention(Option<Retention>),
+    LegalHold(LegalHold),
+}
+
+impl Change {
+    fn apply(self, current: ObjectLock) -> ObjectLock {
+        match self {
+            Self::Retention(retention) => ObjectLock {
+                retention,
+                ..current
+            },
+            Self::LegalHold(legal_hold) => ObjectLock {
+                legal_hold,
+                ..current
+            },
+        }
+    }
+}
+
+impl Gateway {
+    pub(crate) async fn put_retention(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let body = lock_xml::read_capped(call.take_body(), lock_xml::POLICY_BODY_CAP).await?;
+        let retention = lock_xml::parse_retention(&body)?;
+        let bypass = lock_headers::bypass(&call.headers)?;
+        self.change_lock(
+            call,
+            body,
+            Change::Retention(retention),
+            Action::PutRetention { retention, bypass },
+            LockSource::PutObjectRetention,
+        )
+        .await
+    }
+
+    pub(crate) async fn put_legal_hold(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let body = lock_xml::read_capped(call.take_body(), lock_xml::POLICY_BODY_CAP).await?;
+        let hold = lock_xml::parse_legal_hold(&body)?;
+        self.change_lock(
+            call,
+            body,
+            Change::LegalHold(hold),
+            Action::PutLegalHold { hold },
+            LockSource::PutObjectLegalHold,
+        )
+        .await
+    }
+
+    async fn change_lock(
+        &self,
+        mut call: Call<'_>,
+        body: Bytes,
+        change: Change,
+        action: Action,
+        source: LockSource,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let version_id = call.query.get("versionId").map(str::to_owned);
+        let bucket_facts = self.bucket_facts(&bucket).await?;
+        let native = bucket_facts.profile == Profile::Native;
+
+        let _guard = self.locks.keys.lock(&bucket, &key).await;
+        let object = ObjectRef::new(
+            &bucket,
+            &key,
+            if native { version_id.as_deref() } else { None },
+        );
+        // The gateway profile needs the object's headers to rewrite them; a native request
+        // without a version id needs the current version's id.
+        let needs_head = !native || version_id.is_none();
+        let inspected = self.inspect(&object, needs_head).await?;
+        if inspected.delete_marker {
+            return Err(GatewayError::MethodNotAllowed(
+                "The specified method is not allowed against this resource.".into(),
+            ));
+        }
+        let resolved = ObjectRef {
+            version_id: if native {
+                inspected.version_id.clone()
+            } else {
+                None
+            },
+            ..object
+        };
+        let mut facts = self.facts(&call, &bucket_facts);
+        facts.target = inspected.state;
+        let permit = self.decide(action, &facts)?;
+        let VersionState::Known(current) = inspected.state else {
+            return Err(GatewayError::Denied(DenyReason::UnknownLockState));
+        };
+        let lock = change.apply(current);
+        let record = LockRecord::new(resolved.clone(), lock, source, self.locks.now());
+        self.locks.index.begin(&record)?;
+
+        let resp = if native {
+            let mut headers = backend_headers(&call.headers);
+            call.set_body(body, &mut headers);
+            self.forward(&mut call, headers, permit).await?
+        } else {
+            let head = inspected
+                .head
+                .ok_or_else(|| GatewayError::Internal("object headers missing".into()))?;
+            self.rewrite_lock_metadata(&resolved, &head, &lock, permit)
+                .await?
+        };
+        if resp.status().is_success() {
+            self.locks.index.commit(&resolved, &resolved)?;
+            Ok(if native { reply(resp) } else { ok_empty() })
+        } else {
+            self.locks.index.abort(&resolved)?;
+            tracing::warn!(bucket = %bucket, key = %key, status = %resp.status(), "lock change refused by the backend");
+            Ok(reply(resp))
+        }
+    }
+
+    /// GetObjectRetention and GetObjectLegalHold: the backend's own answer on a native
+    /// backend, the index's (or the object's metadata) otherwise.
+    pub(crate) async fn get_object_lock(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let bucket_facts = self.bucket_facts(&bucket).await?;
+        if bucket_facts.profile == Profile::Native {
+            return self.forward_read(&mut call).await;
+        }
+        if !bucket_facts.lock.enabled {
+            return Err(GatewayError::Denied(DenyReason::BucketLockNotEnabled));
+        }
+        let inspected = self
+            .inspect(&ObjectRef::new(&bucket, &key, None), false)
+            .await?;
+        let lock = match inspected.state {
+            VersionState::Absent => return Err(GatewayError::NoSuchKey),
+            VersionState::Unknown => {
+                return Err(GatewayError::Denied(DenyReason::UnknownLockState));
+            }
+            VersionState::Known(lock) => lock,
+        };
+        let xml = match call.op {
+            S3Op::GetObjectRetention => lock_xml::render_retention(
+                &lock
+                    .retention
+                    .ok_or(GatewayError::NoSuchObjectLockConfiguration)?,
+            ),
+            _ if lock.is_empty() => return Err(GatewayError::NoSuchObjectLockConfiguration),
+            _ => lock_xml::render_legal_hold(&lock),
+        };
+        Ok(reply_with(http::StatusCode::OK, Some(xml)))
+    }
+}

@@ -1,0 +1,332 @@
+//! Writes that create a version: PutObject, CopyObject, CreateMultipartUpload and
+//! CompleteMultipartUpload.
+//!
+//! The lock a new version carries comes from its headers or the bucket's default (a copy never
+//! inherits its source's lock). It is recorded as pending in the index *before* the request goes
+//! to the backend and committed on the backend's success. Where the backend keeps one version
+//! per key, the write replaces the current version, so it is decided like a delete of it.
+
+use http::{HeaderMap, HeaderValue};
+use policy::index::{LockRecord, LockSource};
+use policy::lock::{BucketLock, ObjectLock, ObjectRef, Profile, Retention, Versioning};
+use policy::rules::{Action, VersionState};
+use s3s::{Body, S3Response};
+
+use crate::enforce::Permit;
+use crate::error::GatewayError;
+use crate::lock_headers;
+use crate::lock_xml;
+use crate::op::S3Op;
+use crate::proxy::{Call, Gateway, backend_headers, reply};
+use crate::target::Target;
+
+/// Headers a copy with `x-amz-metadata-directive: REPLACE` takes from its source, so that
+/// replacing the reserved lock metadata keeps everything else.
+const CONTENT_HEADERS: [&str; 7] = [
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-amz-website-redirect-location",
+];
+
+impl Gateway {
+    /// The lock a new version gets: its headers, else the bucket's default retention.
+    fn new_version_lock(
+        &self,
+        headers: &HeaderMap,
+        bucket: &BucketLock,
+    ) -> Result<(ObjectLock, LockSource), GatewayError> {
+        if let Some(lock) = lock_headers::requested(headers)? {
+            return Ok((lock, LockSource::Header));
+        }
+        Ok(match bucket.default_retention {
+            Some(d) if bucket.enabled => {
+                let now = self.locks.now();
+                let until = d.period.end_from(now).ok_or_else(|| {
+                    GatewayError::InvalidArgument(
+                        "default retention ends outside the calendar".into(),
+                    )
+                })?;
+                let lock = ObjectLock {
+                    retention: Some(Retention {
+                        mode: d.mode,
+                        until,
+                    }),
+                    ..ObjectLock::default()
+                };
+                (lock, LockSource::Default)
+            }
+            _ => (ObjectLock::default(), LockSource::Header),
+        })
+    }
+
+    /// PutObject, CopyObject and CompleteMultipartUpload.
+    pub(crate) async fn write_object(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let facts_of_bucket = self.bucket_facts(&bucket).await?;
+        let bypass = lock_headers::bypass(&call.headers)?;
+        let upload_id = call.query.get("uploadId").map(str::to_owned);
+
+        let (lock, source) = match (&call.op, &upload_id) {
+            (S3Op::CompleteMultipartUpload, Some(id)) => match self.locks.index.upload(id)? {
+                Some(r) if r.source == LockSource::Default => {
+                    // The default period runs from the version's creation: now.
+                    let (lock, source) =
+                        self.new_version_lock(&HeaderMap::new(), &facts_of_bucket.lock)?;
+                    (
+                        ObjectLock {
+                            legal_hold: r.lock.legal_hold,
+                            ..lock
+                        },
+                        source,
+                    )
+                }
+                Some(r) => (r.lock, r.source),
+                None => (ObjectLock::default(), LockSource::Header),
+            },
+            _ => self.new_version_lock(&call.headers, &facts_of_bucket.lock)?,
+        };
+        if call.op == S3Op::PutObject
+            && !lock.is_empty()
+            && !lock_headers::has_checksum(&call.headers)
+        {
+            return Err(lock_headers::missing_checksum());
+        }
+
+        let _guard = self.locks.keys.lock(&bucket, &key).await;
+        let object = ObjectRef::new(&bucket, &key, None);
+        let mut facts = self.facts(&call, &facts_of_bucket);
+        if facts_of_bucket.versioning != Versioning::Enabled {
+            facts.target = self.inspect(&object, false).await?.state;
+        }
+        let permit = self.decide(Action::Write { lock, bypass }, &facts)?;
+
+        let mut headers = backend_headers(&call.headers);
+        if facts_of_bucket.profile != Profile::Native {
+            for name in lock_headers::REQUEST_LOCK_HEADERS {
+                headers.remove(name);
+            }
+            if call.op == S3Op::CopyObject {
+                self.copy_keeps_source_metadata(&call, &mut headers, &lock)
+                    .await?;
+            }
+            if call.op != S3Op::CompleteMultipartUpload {
+                lock_headers::set_metadata(&mut headers, &lock);
+            }
+        }
+
+        let pending = if lock.is_empty() {
+            None
+        } else {
+            let record = LockRecord::new(object.clone(), lock, source, self.locks.now());
+            self.locks.index.begin(&record)?;
+            Some(record)
+        };
+        // A transport error leaves the pending record: the outcome is unknown, so the lock
+        // stays (too strict is allowed, missing is not).
+        let resp = self.forward(&mut call, headers, permit).await?;
+        if resp.status().is_success() {
+            let committed = committed_ref(&object, facts_of_bucket.profile, resp.headers());
+            if pending.is_some() {
+                self.locks.index.commit(&object, &committed)?;
+            } else if matches!(facts.target, VersionState::Known(l) if !l.is_empty()) {
+                // The replaced version's (expired) lock goes with it.
+                self.locks.index.remove(&object)?;
+            }
+            if let Some(id) = &upload_id {
+                self.locks.index.remove_upload(id)?;
+            }
+        } else if pending.is_some() {
+            self.locks.index.abort(&object)?;
+        }
+        Ok(reply(resp))
+    }
+
+    /// A copy in the gateway profile: the destination must not inherit the source's reserved
+    /// metadata, and must carry its own lock. Both need `REPLACE`, so the source's other
+    /// metadata is carried over explicitly.
+    async fn copy_keeps_source_metadata(
+        &self,
+        call: &Call<'_>,
+        headers: &mut HeaderMap,
+        lock: &ObjectLock,
+    ) -> Result<(), GatewayError> {
+        let replace = headers
+            .get("x-amz-metadata-directive")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
+        if replace {
+            return Ok(());
+        }
+        let source = copy_source(&call.headers)?;
+        let inspected = self.inspect(&source, true).await?;
+        let Some(head) = inspected.head else {
+            // The backend will answer the copy with its own error.
+            return Ok(());
+        };
+        let source_has_lock = head
+            .keys()
+            .any(|k| k.as_str().starts_with(lock_headers::META_PREFIX));
+        if !source_has_lock && lock.is_empty() {
+            return Ok(());
+        }
+        headers.insert(
+            "x-amz-metadata-directive",
+            HeaderValue::from_static("REPLACE"),
+        );
+        copy_metadata(&head, headers);
+        Ok(())
+    }
+
+    /// CreateMultipartUpload: the lock is checked now, kept under the upload id, and applied
+    /// when the upload completes.
+    pub(crate) async fn start_upload(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let facts_of_bucket = self.bucket_facts(&bucket).await?;
+        let (lock, source) = self.new_version_lock(&call.headers, &facts_of_bucket.lock)?;
+        let facts = self.facts(&call, &facts_of_bucket);
+        let permit = self.decide(Action::StartUpload { lock }, &facts)?;
+        let mut headers = backend_headers(&call.headers);
+        if facts_of_bucket.profile != Profile::Native {
+            for name in lock_headers::REQUEST_LOCK_HEADERS {
+                headers.remove(name);
+            }
+            lock_headers::set_metadata(&mut headers, &lock);
+        }
+        let resp = self.forward(&mut call, headers, permit).await?;
+        if lock.is_empty() || !resp.status().is_success() {
+            return Ok(reply(resp));
+        }
+        let (parts, incoming) = resp.into_parts();
+        let body = lock_xml::read_capped(Body::from(incoming), lock_xml::POLICY_BODY_CAP)
+            .await
+            .map_err(|e| {
+                GatewayError::BackendUnavailable(format!("CreateMultipartUpload reply: {e}"))
+            })?;
+        let upload_id = lock_xml::upload_id(&body).ok_or_else(|| {
+            GatewayError::Internal("CreateMultipartUpload reply without an UploadId".into())
+        })?;
+        let record = LockRecord::new(
+            ObjectRef::new(&bucket, &key, None),
+            lock,
+            source,
+            self.locks.now(),
+        );
+        self.locks.index.put_upload(&upload_id, &record)?;
+        let mut out = S3Response::with_status(Body::from(body), parts.status);
+        out.headers = parts.headers;
+        out.headers.remove("transfer-encoding");
+        out.headers.remove("connection");
+        Ok(out)
+    }
+
+    /// Rewrites a gateway-profile object's reserved metadata in place (a copy onto itself with
+    /// `REPLACE`), keeping its other metadata. `head` is the object's HEAD reply.
+    pub(crate) async fn rewrite_lock_metadata(
+        &self,
+        object: &ObjectRef,
+        head: &HeaderMap,
+        lock: &ObjectLock,
+        permit: Permit,
+    ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
+        let target = Target {
+            bucket: Some(object.bucket.clone()),
+            key: Some(object.key.clone()),
+        };
+        let mut headers = HeaderMap::new();
+        let source = target.backend_path();
+        headers.insert(
+            "x-amz-copy-source",
+            HeaderValue::from_str(&source)
+                .map_err(|_| GatewayError::Internal("copy source header".into()))?,
+        );
+        headers.insert(
+            "x-amz-metadata-directive",
+            HeaderValue::from_static("REPLACE"),
+        );
+        if let Some(etag) = head.get("etag") {
+            // Only if nothing replaced the object since it was inspected.
+            headers.insert("x-amz-copy-source-if-match", etag.clone());
+        }
+        copy_metadata(head, &mut headers);
+        lock_headers::set_metadata(&mut headers, lock);
+        headers.insert("content-length", HeaderValue::from_static("0"));
+        self.send(
+            http::Method::PUT,
+            &target,
+            None,
+            headers,
+            crate::enforce::empty_body(),
+            crate::backend::Payload::Unsigned,
+            permit,
+        )
+        .await
+    }
+}
+
+/// Content headers and user metadata of `from` (a HEAD reply) into `to`, except the reserved
+/// lock metadata.
+fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        let n = name.as_str();
+        let user_meta = n.starts_with("x-amz-meta-") && !n.starts_with(lock_headers::META_PREFIX);
+        if user_meta || CONTENT_HEADERS.contains(&n) {
+            to.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// The version a successful write created: in a versioned native bucket the one the backend
+/// names, else the only one.
+fn committed_ref(object: &ObjectRef, profile: Profile, headers: &HeaderMap) -> ObjectRef {
+    let version = headers
+        .get("x-amz-version-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| *v != "null");
+    match (profile, version) {
+        (Profile::Native, Some(v)) => ObjectRef {
+            version_id: Some(v.to_owned()),
+            ..object.clone()
+        },
+        _ => object.clone(),
+    }
+}
+
+/// The object named by `x-amz-copy-source`.
+fn copy_source(headers: &HeaderMap) -> Result<ObjectRef, GatewayError> {
+    let raw = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| GatewayError::InvalidArgument("x-amz-copy-source is missing".into()))?;
+    let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    let t = Target::path_style(&path)
+        .map_err(|e| GatewayError::InvalidArgument(format!("x-amz-copy-source: {e}")))?;
+    let version = crate::target::Query::parse(query)
+        .get("versionId")
+        .map(str::to_owned);
+    match (t.bucket, t.key) {
+        (Some(b), Some(k)) => Ok(ObjectRef {
+            bucket: b,
+            key: k,
+            version_id: version,
+        }),
+        _ => Err(GatewayError::InvalidArgument(
+            "x-amz-copy-source must name a bucket and a key".into(),
+        )),
+    }
+}
