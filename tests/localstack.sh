@@ -11,7 +11,7 @@ set -euo pipefail
 VENV="${WORMGATE_LOCALSTACK_VENV:-$HOME/.cache/wormgate/localstack-venv}"
 
 install() {
-    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import localstack' 2>/dev/null; then
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import localstack, rolo' 2>/dev/null; then
         return
     fi
     local py=""
@@ -27,7 +27,7 @@ install() {
     [ -x "$py" ] || { echo "localstack: no python3.13 found" >&2; exit 1; }
     "$py" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        'localstack-core==4.14.0' 'cbor2<5.7' 'pyopenssl<24.3' 'cryptography<44' service_identity
+        'localstack-core[runtime]==4.14.0' 'cbor2<5.7' 'pyopenssl<24.3' 'cryptography<44' service_identity
 }
 
 start() {

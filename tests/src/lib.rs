@@ -24,6 +24,8 @@ use policy::permissions::Permissions;
 use wormgate::config::{
     BackendSettings, BucketScope, LockSettings, RemoteBackend, Secret, Settings, User,
 };
+pub mod locks;
+
 use wormgate::embedded::Embedded;
 use wormgate::server::Server;
 

@@ -1,0 +1,946 @@
+//! Object lock through the gateway, path by path, with the replies AWS gives: against s3s-fs
+//! (the `gateway` profile: the gateway alone enforces) and against LocalStack (the `native`
+//! profile: the backend has S3 Object Lock and both enforce).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketVersioningStatus, CompletedMultipartUpload, CompletedPart,
+    DefaultRetention, Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, ObjectLockRule,
+    VersioningConfiguration,
+};
+use policy::lock::Profile;
+use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, outcome, put_locked};
+use wormgate_tests::{
+    ACCESS_KEY, SECRET_KEY, Stack, full, s3_client, signed_request, unique_bucket,
+};
+
+fn retention(mode: ObjectLockRetentionMode, secs: i64) -> ObjectLockRetention {
+    ObjectLockRetention::builder()
+        .mode(mode)
+        .retain_until_date(in_secs(secs))
+        .build()
+}
+
+fn ident(key: &str, version: Option<&str>) -> ObjectIdentifier {
+    ObjectIdentifier::builder()
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .build()
+        .expect("identifier")
+}
+
+/// Every path of the matrix, against one stack. Returns the rendered matrix.
+#[allow(clippy::too_many_lines)]
+async fn run_matrix(stack: &Stack, profile: Profile) -> String {
+    let agent = stack.gateway();
+    let admin = stack.admin();
+    let versioned = profile == Profile::Native;
+    let mut m = Matrix::new(profile.as_str());
+    let bucket = unique_bucket("lock");
+    agent
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create lock bucket");
+    let plain = stack.new_bucket("plain").await;
+
+    let cfg = outcome(agent.get_object_lock_configuration().bucket(&bucket).send()).await;
+    m.check(
+        "GetObjectLockConfiguration on a lock bucket",
+        &cfg,
+        Expect::Ok,
+    );
+    let none = outcome(agent.get_object_lock_configuration().bucket(&plain).send()).await;
+    m.check(
+        "GetObjectLockConfiguration, no lock",
+        &none,
+        Expect::Refused(404, "ObjectLockConfigurationNotFoundError"),
+    );
+
+    // A COMPLIANCE version, an hour long.
+    let v_comp = put_locked(
+        &agent,
+        &bucket,
+        "comp",
+        ObjectLockMode::Compliance,
+        in_secs(3600),
+    )
+    .await;
+    let head = agent
+        .head_object()
+        .bucket(&bucket)
+        .key("comp")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("COMPLIANCE")
+    );
+    assert!(head.object_lock_retain_until_date().is_some());
+    m.rows.push((
+        "PutObject with COMPLIANCE headers; HEAD shows them".into(),
+        "200 ok".into(),
+    ));
+
+    let del = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("comp")
+            .set_version_id(v_comp.clone())
+            .send(),
+    )
+    .await;
+    m.check("DeleteObject of a COMPLIANCE version", &del, Expect::Locked);
+    let del = outcome(
+        admin
+            .delete_object()
+            .bucket(&bucket)
+            .key("comp")
+            .set_version_id(v_comp.clone())
+            .bypass_governance_retention(true)
+            .send(),
+    )
+    .await;
+    m.check(
+        "DeleteObject of COMPLIANCE, admin with bypass",
+        &del,
+        Expect::Locked,
+    );
+
+    let plain_delete = outcome(agent.delete_object().bucket(&bucket).key("comp").send()).await;
+    if versioned {
+        m.check(
+            "DeleteObject without versionId (delete marker)",
+            &plain_delete,
+            Expect::Ok,
+        );
+    } else {
+        m.check(
+            "DeleteObject without versionId (unversioned: destroys)",
+            &plain_delete,
+            Expect::Locked,
+        );
+    }
+
+    let overwrite = outcome(
+        agent
+            .put_object()
+            .bucket(&bucket)
+            .key("comp")
+            .body(ByteStream::from_static(b"ransom"))
+            .send(),
+    )
+    .await;
+    let copy_over = outcome(
+        agent
+            .copy_object()
+            .bucket(&bucket)
+            .key("comp")
+            .copy_source(format!("{plain}/src"))
+            .send(),
+    )
+    .await;
+    if versioned {
+        m.check(
+            "PutObject over a locked key (new version)",
+            &overwrite,
+            Expect::Ok,
+        );
+    } else {
+        m.check("PutObject over a locked key", &overwrite, Expect::Locked);
+        // The copy's source does not exist: the refusal must come before the backend.
+        m.check("CopyObject over a locked key", &copy_over, Expect::Locked);
+        let up = agent
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("comp")
+            .send()
+            .await
+            .expect("create upload");
+        let upload_id = up.upload_id().expect("upload id").to_owned();
+        let part = agent
+            .upload_part()
+            .bucket(&bucket)
+            .key("comp")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"ransom part"))
+            .send()
+            .await
+            .expect("part");
+        let done = outcome(
+            agent
+                .complete_multipart_upload()
+                .bucket(&bucket)
+                .key("comp")
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .parts(
+                            CompletedPart::builder()
+                                .part_number(1)
+                                .set_e_tag(part.e_tag().map(str::to_owned))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send(),
+        )
+        .await;
+        m.check(
+            "CompleteMultipartUpload over a locked key",
+            &done,
+            Expect::Locked,
+        );
+    }
+
+    // Retention changes on the COMPLIANCE version.
+    let put_ret = |client: &Client,
+                   key: &str,
+                   version: Option<String>,
+                   r: ObjectLockRetention,
+                   bypass: bool| {
+        client
+            .put_object_retention()
+            .bucket(&bucket)
+            .key(key)
+            .set_version_id(version)
+            .retention(r)
+            .set_bypass_governance_retention(bypass.then_some(true))
+            .send()
+    };
+    let shorter = outcome(put_ret(
+        &admin,
+        "comp",
+        v_comp.clone(),
+        retention(ObjectLockRetentionMode::Compliance, 60),
+        true,
+    ))
+    .await;
+    m.check(
+        "PutObjectRetention shortening COMPLIANCE (admin, bypass)",
+        &shorter,
+        Expect::Locked,
+    );
+    let downgrade = outcome(put_ret(
+        &admin,
+        "comp",
+        v_comp.clone(),
+        retention(ObjectLockRetentionMode::Governance, 7200),
+        true,
+    ))
+    .await;
+    m.check(
+        "PutObjectRetention COMPLIANCE to GOVERNANCE",
+        &downgrade,
+        Expect::Locked,
+    );
+    let cleared = outcome(
+        admin
+            .put_object_retention()
+            .bucket(&bucket)
+            .key("comp")
+            .set_version_id(v_comp.clone())
+            .retention(ObjectLockRetention::builder().build())
+            .bypass_governance_retention(true)
+            .send(),
+    )
+    .await;
+    assert!(!cleared.is_ok(), "clearing COMPLIANCE: {cleared:?}");
+    m.check(
+        "PutObjectRetention clearing COMPLIANCE",
+        &cleared,
+        if cleared.status == 403 {
+            Expect::Locked
+        } else {
+            Expect::Refused(cleared.status, "MalformedXML")
+        },
+    );
+    let extend = outcome(put_ret(
+        &agent,
+        "comp",
+        v_comp.clone(),
+        retention(ObjectLockRetentionMode::Compliance, 7200),
+        false,
+    ))
+    .await;
+    m.check(
+        "PutObjectRetention extending (backup agent)",
+        &extend,
+        Expect::Ok,
+    );
+    let got = agent
+        .get_object_retention()
+        .bucket(&bucket)
+        .key("comp")
+        .set_version_id(v_comp.clone())
+        .send()
+        .await
+        .expect("get retention");
+    let until = got
+        .retention()
+        .and_then(|r| r.retain_until_date())
+        .expect("date")
+        .secs();
+    assert!(until >= in_secs(7000).secs(), "extension not kept: {until}");
+
+    // GOVERNANCE: bypass needs the permission and the header.
+    let v_gov = put_locked(
+        &agent,
+        &bucket,
+        "gov",
+        ObjectLockMode::Governance,
+        in_secs(3600),
+    )
+    .await;
+    let no_header = outcome(
+        admin
+            .delete_object()
+            .bucket(&bucket)
+            .key("gov")
+            .set_version_id(v_gov.clone())
+            .send(),
+    )
+    .await;
+    if versioned {
+        // Without a version id the delete only adds a marker; name the version.
+        assert!(v_gov.is_some());
+    }
+    m.check(
+        "DeleteObject GOVERNANCE, admin without bypass header",
+        &no_header,
+        Expect::Locked,
+    );
+    let agent_bypass = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("gov")
+            .set_version_id(v_gov.clone())
+            .bypass_governance_retention(true)
+            .send(),
+    )
+    .await;
+    m.check(
+        "DeleteObject GOVERNANCE, backup agent with bypass header",
+        &agent_bypass,
+        Expect::Refused(403, "AccessDenied"),
+    );
+    let shorten_gov = outcome(put_ret(
+        &agent,
+        "gov",
+        v_gov.clone(),
+        retention(ObjectLockRetentionMode::Governance, 60),
+        false,
+    ))
+    .await;
+    m.check(
+        "PutObjectRetention shortening GOVERNANCE without bypass",
+        &shorten_gov,
+        Expect::Locked,
+    );
+    let shorten_gov = outcome(put_ret(
+        &admin,
+        "gov",
+        v_gov.clone(),
+        retention(ObjectLockRetentionMode::Governance, 1800),
+        true,
+    ))
+    .await;
+    m.check(
+        "PutObjectRetention shortening GOVERNANCE, admin with bypass",
+        &shorten_gov,
+        Expect::Ok,
+    );
+    let admin_bypass = outcome(
+        admin
+            .delete_object()
+            .bucket(&bucket)
+            .key("gov")
+            .set_version_id(v_gov.clone())
+            .bypass_governance_retention(true)
+            .send(),
+    )
+    .await;
+    m.check(
+        "DeleteObject GOVERNANCE, admin with bypass header",
+        &admin_bypass,
+        Expect::Ok,
+    );
+
+    // Legal hold: only with the permission; the bypass does not lift it.
+    agent
+        .put_object()
+        .bucket(&bucket)
+        .key("held")
+        .body(ByteStream::from_static(b"evidence"))
+        .send()
+        .await
+        .expect("put held");
+    let v_held = agent
+        .head_object()
+        .bucket(&bucket)
+        .key("held")
+        .send()
+        .await
+        .expect("head")
+        .version_id;
+    let agent_hold = outcome(
+        agent
+            .put_object_legal_hold()
+            .bucket(&bucket)
+            .key("held")
+            .set_version_id(v_held.clone())
+            .legal_hold(hold(true))
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObjectLegalHold by the backup agent",
+        &agent_hold,
+        Expect::Refused(403, "AccessDenied"),
+    );
+    let admin_hold = outcome(
+        admin
+            .put_object_legal_hold()
+            .bucket(&bucket)
+            .key("held")
+            .set_version_id(v_held.clone())
+            .legal_hold(hold(true))
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObjectLegalHold ON by the administrator",
+        &admin_hold,
+        Expect::Ok,
+    );
+    let held_del = outcome(
+        admin
+            .delete_object()
+            .bucket(&bucket)
+            .key("held")
+            .set_version_id(v_held.clone())
+            .bypass_governance_retention(true)
+            .send(),
+    )
+    .await;
+    m.check(
+        "DeleteObject of a held version, admin with bypass",
+        &held_del,
+        Expect::Locked,
+    );
+    let status = agent
+        .get_object_legal_hold()
+        .bucket(&bucket)
+        .key("held")
+        .set_version_id(v_held.clone())
+        .send()
+        .await
+        .expect("get legal hold");
+    assert_eq!(
+        status
+            .legal_hold()
+            .and_then(|h| h.status())
+            .map(|s| s.as_str()),
+        Some("ON")
+    );
+    let lift = outcome(
+        admin
+            .put_object_legal_hold()
+            .bucket(&bucket)
+            .key("held")
+            .set_version_id(v_held.clone())
+            .legal_hold(hold(false))
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObjectLegalHold OFF by the administrator",
+        &lift,
+        Expect::Ok,
+    );
+    let del = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("held")
+            .set_version_id(v_held.clone())
+            .send(),
+    )
+    .await;
+    m.check("DeleteObject after the hold is lifted", &del, Expect::Ok);
+
+    // DeleteObjects: decided key by key, to the end.
+    for k in ["free-1", "free-2"] {
+        agent
+            .put_object()
+            .bucket(&bucket)
+            .key(k)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put free");
+    }
+    let v_free1 = agent
+        .head_object()
+        .bucket(&bucket)
+        .key("free-1")
+        .send()
+        .await
+        .expect("head")
+        .version_id;
+    let v_free2 = agent
+        .head_object()
+        .bucket(&bucket)
+        .key("free-2")
+        .send()
+        .await
+        .expect("head")
+        .version_id;
+    let batch = admin
+        .delete_objects()
+        .bucket(&bucket)
+        .delete(
+            Delete::builder()
+                .objects(ident("free-1", v_free1.as_deref()))
+                .objects(ident("comp", v_comp.as_deref()))
+                .objects(ident("free-2", v_free2.as_deref()))
+                .build()
+                .expect("delete"),
+        )
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect("DeleteObjects answers 200");
+    let deleted: Vec<&str> = batch.deleted().iter().filter_map(|d| d.key()).collect();
+    let errors: Vec<(&str, &str, &str)> = batch
+        .errors()
+        .iter()
+        .map(|e| {
+            (
+                e.key().unwrap_or(""),
+                e.code().unwrap_or(""),
+                e.message().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        deleted.contains(&"free-1") && deleted.contains(&"free-2"),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        errors,
+        [("comp", "AccessDenied", wormgate_tests::locks::LOCKED)]
+    );
+    m.rows.push((
+        "DeleteObjects with one locked key among free ones".into(),
+        "200: free keys deleted, locked key AccessDenied".into(),
+    ));
+
+    // A copy does not inherit the source's lock.
+    let copy = outcome(
+        agent
+            .copy_object()
+            .bucket(&bucket)
+            .key("copy-of-comp")
+            .copy_source(match &v_comp {
+                Some(v) => format!("{bucket}/comp?versionId={v}"),
+                None => format!("{bucket}/comp"),
+            })
+            .send(),
+    )
+    .await;
+    m.check("CopyObject from a locked source", &copy, Expect::Ok);
+    let copy_head = agent
+        .head_object()
+        .bucket(&bucket)
+        .key("copy-of-comp")
+        .send()
+        .await
+        .expect("head copy");
+    assert_eq!(
+        copy_head.object_lock_mode(),
+        None,
+        "the copy inherited the lock"
+    );
+    let v_copy = copy_head.version_id;
+    let del = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("copy-of-comp")
+            .set_version_id(v_copy)
+            .send(),
+    )
+    .await;
+    m.check("DeleteObject of the unlocked copy", &del, Expect::Ok);
+
+    // Bad lock input.
+    let url = format!("{}/{bucket}/bad", stack.gateway_url());
+    let bad = signed_request(
+        "PUT",
+        &url,
+        &[
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            (
+                "x-amz-object-lock-retain-until-date",
+                "2099-01-01T00:00:00Z",
+            ),
+        ],
+        full("no checksum"),
+        ACCESS_KEY,
+        SECRET_KEY,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "InvalidRequest"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.message().contains("Content-MD5 OR x-amz-checksum-"),
+        "{}",
+        bad.body
+    );
+    m.rows.push((
+        "PutObject with lock headers, no checksum".into(),
+        "400 InvalidRequest".into(),
+    ));
+    let bad = signed_request(
+        "PUT",
+        &url,
+        &[
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("content-md5", "A0fCJ9Sk0m/GX6XFQNhtzA=="),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+        ],
+        full("mode only"),
+        ACCESS_KEY,
+        SECRET_KEY,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "InvalidArgument"),
+        "{}",
+        bad.body
+    );
+    m.rows.push((
+        "PutObject with a mode and no date".into(),
+        "400 InvalidArgument".into(),
+    ));
+    let past = outcome(
+        agent
+            .put_object()
+            .bucket(&bucket)
+            .key("past")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(in_secs(-60))
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObject with a date in the past",
+        &past,
+        Expect::Refused(400, "InvalidArgument"),
+    );
+    let no_lock_bucket = outcome(
+        agent
+            .put_object()
+            .bucket(&plain)
+            .key("x")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(in_secs(60))
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObject with lock headers on a bucket without lock",
+        &no_lock_bucket,
+        Expect::Refused(400, "InvalidRequest"),
+    );
+    agent
+        .put_object()
+        .bucket(&plain)
+        .key("x")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("plain put");
+    let ret_plain = outcome(
+        agent
+            .put_object_retention()
+            .bucket(&plain)
+            .key("x")
+            .retention(retention(ObjectLockRetentionMode::Governance, 60))
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObjectRetention on a bucket without lock",
+        &ret_plain,
+        Expect::Refused(400, "InvalidRequest"),
+    );
+
+    // Bucket settings.
+    let suspend = outcome(
+        admin
+            .put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutBucketVersioning Suspended on a lock bucket",
+        &suspend,
+        Expect::Refused(409, "InvalidBucketState"),
+    );
+    let lifecycle = outcome(
+        admin
+            .put_bucket_lifecycle_configuration()
+            .bucket(&bucket)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .rules(
+                        LifecycleRule::builder()
+                            .id("expire-all")
+                            .status(ExpirationStatus::Enabled)
+                            .filter(LifecycleRuleFilter::builder().prefix("").build())
+                            .expiration(LifecycleExpiration::builder().days(1).build())
+                            .build()
+                            .expect("rule"),
+                    )
+                    .build()
+                    .expect("lifecycle"),
+            )
+            .send(),
+    )
+    .await;
+    if versioned {
+        m.check(
+            "PutBucketLifecycle on a bucket holding locks (backend honours locks)",
+            &lifecycle,
+            Expect::Ok,
+        );
+    } else {
+        m.check(
+            "PutBucketLifecycle on a bucket holding locks",
+            &lifecycle,
+            Expect::Refused(403, "AccessDenied"),
+        );
+    }
+    let drop_bucket = outcome(admin.delete_bucket().bucket(&bucket).send()).await;
+    m.check(
+        "DeleteBucket holding locked versions",
+        &drop_bucket,
+        Expect::Refused(403, "AccessDenied"),
+    );
+    let agent_cfg = outcome(
+        agent
+            .put_object_lock_configuration()
+            .bucket(&bucket)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .build(),
+            )
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObjectLockConfiguration by the backup agent",
+        &agent_cfg,
+        Expect::Refused(403, "AccessDenied"),
+    );
+
+    // Default retention: versions written without headers get it.
+    let set_default = outcome(
+        admin
+            .put_object_lock_configuration()
+            .bucket(&bucket)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(
+                        ObjectLockRule::builder()
+                            .default_retention(
+                                DefaultRetention::builder()
+                                    .mode(ObjectLockRetentionMode::Governance)
+                                    .days(1)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObjectLockConfiguration GOVERNANCE 1 day (admin)",
+        &set_default,
+        Expect::Ok,
+    );
+    agent
+        .put_object()
+        .bucket(&bucket)
+        .key("defaulted")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put under default");
+    let head = agent
+        .head_object()
+        .bucket(&bucket)
+        .key("defaulted")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("GOVERNANCE")
+    );
+    let del = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("defaulted")
+            .set_version_id(head.version_id.clone())
+            .send(),
+    )
+    .await;
+    m.check(
+        "DeleteObject of a version under the default retention",
+        &del,
+        Expect::Locked,
+    );
+    let zero = signed_request(
+        "PUT",
+        &format!("{}/{bucket}?object-lock", stack.gateway_url()),
+        &[("x-amz-content-sha256", "UNSIGNED-PAYLOAD")],
+        full("<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>0</Days></DefaultRetention></Rule></ObjectLockConfiguration>"),
+        wormgate_tests::ADMIN_KEY,
+        wormgate_tests::ADMIN_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (zero.status, zero.code()),
+        (400, "InvalidArgument"),
+        "{}",
+        zero.body
+    );
+    m.rows.push((
+        "PutObjectLockConfiguration with Days 0".into(),
+        "400 InvalidArgument".into(),
+    ));
+
+    // Presigned requests get the same checks.
+    let presigned = agent
+        .delete_object()
+        .bucket(&bucket)
+        .key("comp")
+        .set_version_id(v_comp.clone())
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                300,
+            ))
+            .expect("presign config"),
+        )
+        .await
+        .expect("presign");
+    let r = wormgate_tests::send_presigned(&presigned, full("")).await;
+    assert_eq!((r.status, r.code()), (403, "AccessDenied"), "{}", r.body);
+    m.rows.push((
+        "Presigned DeleteObject of a locked version".into(),
+        "403 AccessDenied".into(),
+    ));
+
+    // Expiry: a short retention ends, and then the version may go.
+    let v_short = put_locked(
+        &agent,
+        &bucket,
+        "short",
+        ObjectLockMode::Compliance,
+        in_secs(3),
+    )
+    .await;
+    let early = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("short")
+            .set_version_id(v_short.clone())
+            .send(),
+    )
+    .await;
+    m.check(
+        "DeleteObject one second before retain-until",
+        &early,
+        Expect::Locked,
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let late = outcome(
+        agent
+            .delete_object()
+            .bucket(&bucket)
+            .key("short")
+            .set_version_id(v_short)
+            .send(),
+    )
+    .await;
+    m.check("DeleteObject after retain-until", &late, Expect::Ok);
+
+    // The reserved metadata is the gateway's alone.
+    let forged = outcome(
+        agent
+            .put_object()
+            .bucket(&plain)
+            .key("forged")
+            .body(ByteStream::from_static(b"x"))
+            .metadata("wormgate-retain-until", "2000-01-01T00:00:00Z")
+            .send(),
+    )
+    .await;
+    m.check(
+        "PutObject setting x-amz-meta-wormgate-*",
+        &forged,
+        Expect::Refused(400, "InvalidArgument"),
+    );
+
+    m.render()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_profile_matrix() {
+    let stack = Stack::start().await;
+    let table = Box::pin(run_matrix(&stack, Profile::Gateway)).await;
+    println!("{table}");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_agent_cannot_escalate() {
+    let stack = Stack::start().await;
+    let scoped = s3_client(&stack.gateway_url(), ACCESS_KEY, SECRET_KEY);
+    let bucket = stack.new_bucket("perm").await;
+    let r = outcome(scoped.delete_bucket().bucket(&bucket).send()).await;
+    assert_eq!((r.status, r.code.as_str()), (403, "AccessDenied"), "{r:?}");
+    stack.shutdown().await;
+}
