@@ -2,7 +2,8 @@
 # LocalStack, the backend with native S3 Object Lock that the `native` profile tests run against.
 #
 #   tests/localstack.sh install        create the venv (idempotent)
-#   tests/localstack.sh start DIR      start on 127.0.0.1:4566 with state under DIR; prints the PID
+#   tests/localstack.sh start DIR [PORT]  start on 127.0.0.1:PORT (default 4566) with state under
+#                                         DIR; prints the PID
 #
 # localstack-core 4.14.0 is the last release that runs without an auth token; it needs
 # Python 3.13 (pyenv) and the pins below.
@@ -31,9 +32,9 @@ install() {
 }
 
 start() {
-    local dir="$1"
+    local dir="$1" port="${2:-4566}"
     mkdir -p "$dir/cache"
-    SERVICES=s3 GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:4566 OVERRIDE_IN_DOCKER=0 \
+    SERVICES=s3 GATEWAY_SERVER=hypercorn GATEWAY_LISTEN="127.0.0.1:$port" OVERRIDE_IN_DOCKER=0 \
         FILESYSTEM_ROOT="$dir" LOCALSTACK_VOLUME_DIR="$dir" DNS_ADDRESS=0 EAGER_SERVICE_LOADING=1 \
         SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 XDG_CACHE_HOME="$dir/cache" \
         nohup "$VENV/bin/python" -m localstack.runtime.main >"$dir/localstack.log" 2>&1 &
@@ -42,6 +43,6 @@ start() {
 
 case "${1:-}" in
     install) install ;;
-    start) install; start "${2:?state dir}" ;;
+    start) install >&2; start "${2:?state dir}" "${3:-4566}" ;;
     *) echo "usage: $0 install|start DIR" >&2; exit 2 ;;
 esac

@@ -298,6 +298,10 @@ impl Gateway {
             return Ok((lock, Versioning::Enabled));
         }
         let (status, body) = self.backend_get(bucket, "versioning=").await?;
+        if status == StatusCode::NOT_FOUND {
+            // No such bucket: nothing in it to protect.
+            return Ok((lock, Versioning::Unversioned));
+        }
         if !status.is_success() {
             return Err(GatewayError::BackendUnavailable(format!(
                 "GetBucketVersioning on {bucket} answered {status}"

@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 use policy::lock::Profile;
 use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, outcome, put_locked};
 use wormgate_tests::{
-    ACCESS_KEY, SECRET_KEY, Stack, full, s3_client, signed_request, unique_bucket,
+    ACCESS_KEY, LocalStack, SECRET_KEY, Stack, full, s3_client, signed_request, unique_bucket,
 };
 
 fn retention(mode: ObjectLockRetentionMode, secs: i64) -> ObjectLockRetention {
@@ -931,6 +931,15 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
 async fn gateway_profile_matrix() {
     let stack = Stack::start().await;
     let table = Box::pin(run_matrix(&stack, Profile::Gateway)).await;
+    println!("{table}");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_profile_matrix() {
+    let localstack = LocalStack::start().await;
+    let stack = Stack::start_remote(localstack.backend(), Profile::Native).await;
+    let table = Box::pin(run_matrix(&stack, Profile::Native)).await;
     println!("{table}");
     stack.shutdown().await;
 }
