@@ -16,6 +16,7 @@ pub mod lock_headers;
 pub mod lock_xml;
 pub mod op;
 pub mod proxy;
+pub mod rebuild;
 mod retention;
 pub mod server;
 pub mod target;

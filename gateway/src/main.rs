@@ -26,6 +26,22 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Work on the lock index (stop `wormgate serve` first: the index is one process's).
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexAction {
+    /// Recreate the index from the backend: every lock travels with its object (lock headers,
+    /// or wormgate's metadata), so listing and reading every object rebuilds it.
+    Rebuild {
+        /// TOML configuration file, the same one `serve` uses.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,22 +53,48 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
-        Command::Serve { config } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(serve(config))
-        }
+        Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::Index {
+            action: IndexAction::Rebuild { config },
+        } => runtime.block_on(rebuild(config)),
     }
 }
 
-async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let file = match &config {
+fn settings_from(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
+    let file = match config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let settings = Settings::resolve(file, &ProcessEnv).context("invalid configuration")?;
+    Settings::resolve(file, &ProcessEnv).context("invalid configuration")
+}
+
+async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = settings_from(config.as_ref())?;
+    let server = Server::new(&settings).await.context("cannot start")?;
+    let report = server
+        .rebuild_index()
+        .await
+        .context("index rebuild failed; the index may be partial, run it again")?;
+    println!(
+        "index rebuilt in {}: {} buckets, {} versions read, {} locked, {} unreadable",
+        settings.locks.index_dir.display(),
+        report.buckets,
+        report.versions,
+        report.locked,
+        report.unreadable
+    );
+    if report.unreadable > 0 {
+        anyhow::bail!("{} versions had an unreadable lock", report.unreadable);
+    }
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = settings_from(config.as_ref())?;
     let server = Server::new(&settings).await.context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -22,7 +22,9 @@ use crate::config::{BackendSettings, RemoteBackend, Settings, TlsSettings, User}
 use crate::embedded::Embedded;
 use crate::enforce::Locks;
 use crate::proxy::{BaseDomainHost, ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
+use crate::rebuild::RebuildReport;
 use policy::index::{LockIndex, SledIndex};
+use policy::lock::Profile;
 
 /// How long in-flight requests may run on after shutdown is asked for.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
@@ -37,6 +39,8 @@ pub enum StartError {
     Backend(#[from] crate::backend::BackendSetupError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("start-up probe: {0}")]
+    Probe(String),
     #[error("lock index: {0}")]
     Index(#[from] policy::index::IndexError),
 }
@@ -63,6 +67,7 @@ pub struct Server {
     _embedded: Option<Embedded>,
     /// The users clients may sign as (the generated one included).
     pub users: Vec<User>,
+    gateway: Arc<Gateway>,
 }
 
 impl Server {
@@ -116,16 +121,43 @@ impl Server {
         builder.set_auth(UserAuth {
             gateway: Arc::clone(&gateway),
         });
-        builder.set_route(ForwardRoute { gateway });
+        builder.set_route(ForwardRoute {
+            gateway: Arc::clone(&gateway),
+        });
         let service = builder.build();
 
         let tls = settings.tls.as_ref().map(tls_acceptor).transpose()?;
+        // A bucket configured `native` must have object lock on the backend: a claim the
+        // backend does not back is refused here, not discovered after a ransomware attack.
+        for (bucket, profile) in &settings.locks.bucket_profiles {
+            if *profile == Profile::Native {
+                let (lock, _) = gateway
+                    .ask_native_bucket(bucket)
+                    .await
+                    .map_err(|e| StartError::Probe(format!("{bucket}: {e}")))?;
+                if !lock.enabled {
+                    return Err(StartError::Probe(format!(
+                        "bucket {bucket} is configured native, but the backend reports no object lock on it"
+                    )));
+                }
+                tracing::info!(%bucket, "native profile: the backend reports object lock");
+            }
+        }
         Ok(Self {
             service,
             tls,
             _embedded: embedded,
             users,
+            gateway,
         })
+    }
+
+    /// Recreates the lock index from the backend (`wormgate index rebuild`).
+    ///
+    /// # Errors
+    /// The backend cannot be listed or the index cannot be written.
+    pub async fn rebuild_index(&self) -> Result<RebuildReport, crate::error::GatewayError> {
+        self.gateway.rebuild_index().await
     }
 
     /// Whether the listener speaks HTTPS.

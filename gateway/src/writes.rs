@@ -44,7 +44,10 @@ impl Gateway {
         }
         Ok(match bucket.default_retention {
             Some(d) if bucket.enabled => {
+                // Milliseconds, as S3 writes dates: the index and the object metadata agree.
                 let now = self.locks.now();
+                let now =
+                    chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
                 let until = d.period.end_from(now).ok_or_else(|| {
                     GatewayError::InvalidArgument(
                         "default retention ends outside the calendar".into(),

@@ -199,6 +199,11 @@ impl Stack {
         self.done = Some(done);
     }
 
+    /// Stops the gateway (its index is closed); `restart_gateway` starts it again.
+    pub async fn stop_gateway_for_test(&mut self) {
+        self.stop_gateway().await;
+    }
+
     async fn stop_gateway(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -198,6 +198,13 @@ impl LockIndex for MemoryIndex {
         Ok(())
     }
 
+    fn clear_committed(&self) -> IndexResult<()> {
+        let mut inner = self.inner()?;
+        inner.committed.clear();
+        inner.by_date.clear();
+        Ok(())
+    }
+
     fn len(&self) -> IndexResult<u64> {
         Ok(self.inner()?.committed.len() as u64)
     }

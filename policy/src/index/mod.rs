@@ -172,6 +172,9 @@ pub trait LockIndex: Send + Sync {
     fn put_upload(&self, upload_id: &str, record: &LockRecord) -> IndexResult<()>;
     fn upload(&self, upload_id: &str) -> IndexResult<Option<LockRecord>>;
     fn remove_upload(&self, upload_id: &str) -> IndexResult<()>;
+    /// Drops every committed record (before a rebuild from the backend). Pending records,
+    /// buckets and uploads stay.
+    fn clear_committed(&self) -> IndexResult<()>;
     /// Number of committed records.
     fn len(&self) -> IndexResult<u64>;
     fn is_empty(&self) -> IndexResult<bool> {

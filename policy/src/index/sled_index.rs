@@ -305,6 +305,12 @@ impl LockIndex for SledIndex {
         Ok(())
     }
 
+    fn clear_committed(&self) -> IndexResult<()> {
+        self.committed.clear().map_err(storage)?;
+        self.by_date.clear().map_err(storage)?;
+        self.durable()
+    }
+
     fn len(&self) -> IndexResult<u64> {
         Ok(self.committed.len() as u64)
     }

@@ -1,0 +1,270 @@
+//! `wormgate index rebuild`: recreates the lock index from the backend.
+//!
+//! Every lock travels with its object (native lock headers, or the `x-amz-meta-wormgate-*`
+//! metadata of gateway-profile writes), so the index can be read back from the store: list
+//! every bucket, every key (every version on a native backend), HEAD each one and record what
+//! protects it. Pending records stay (a write whose outcome was never seen stays too strict).
+//! Gateway-profile buckets found holding locks are marked lock-enabled; a bucket's default
+//! retention lives only in the index and must be set again after the index is lost.
+
+use http::{HeaderMap, Method, StatusCode};
+use policy::index::{BucketRecord, LockRecord, LockSource};
+use policy::lock::{BucketLock, ObjectRef, Profile};
+
+use crate::backend::Payload;
+use crate::enforce::{Permit, empty_body};
+use crate::error::GatewayError;
+use crate::lock_headers;
+use crate::lock_xml;
+use crate::proxy::Gateway;
+use crate::target::{Target, encode_query_value};
+
+/// What a rebuild found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub buckets: usize,
+    pub versions: usize,
+    pub locked: usize,
+    /// Versions whose lock could not be read (left out of the index; logged).
+    pub unreadable: usize,
+}
+
+/// Undoes XML escaping in element text.
+fn unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';') else {
+            break;
+        };
+        let entity = &rest[1..end];
+        let c = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[..=end]),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The texts of every `<tag>` directly inside each `<block>` of `xml`.
+fn blocks<'a>(xml: &'a str, block: &str) -> Vec<&'a str> {
+    let open = format!("<{block}>");
+    let close = format!("</{block}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let inner = &rest[start + open.len()..];
+        let Some(end) = inner.find(&close) else {
+            break;
+        };
+        out.push(&inner[..end]);
+        rest = &inner[end + close.len()..];
+    }
+    out
+}
+
+fn element(xml: &str, tag: &str) -> Option<String> {
+    blocks(xml, tag).first().map(|s| unescape(s))
+}
+
+impl Gateway {
+    async fn list_page(&self, bucket: Option<&str>, query: &str) -> Result<String, GatewayError> {
+        let target = Target {
+            bucket: bucket.map(str::to_owned),
+            key: None,
+        };
+        let resp = self
+            .send(
+                Method::GET,
+                &target,
+                (!query.is_empty()).then_some(query),
+                HeaderMap::new(),
+                empty_body(),
+                Payload::Unsigned,
+                Permit::read_listing(),
+            )
+            .await?;
+        let status = resp.status();
+        let body = lock_xml::read_capped(s3s::Body::from(resp.into_body()), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| GatewayError::BackendUnavailable(format!("listing: {e}")))?;
+        if status != StatusCode::OK {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "listing {} answered {status}",
+                bucket.unwrap_or("buckets")
+            )));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Every (key, version id) of a bucket: all versions on a native backend, else the keys.
+    async fn versions_of(
+        &self,
+        bucket: &str,
+        profile: Profile,
+    ) -> Result<Vec<(String, Option<String>)>, GatewayError> {
+        let mut out = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        let mut token: Option<String> = None;
+        loop {
+            let page = if profile == Profile::Native {
+                let q = match &marker {
+                    Some((k, v)) => format!(
+                        "versions=&key-marker={}&version-id-marker={}",
+                        encode_query_value(k),
+                        encode_query_value(v)
+                    ),
+                    None => "versions=".to_owned(),
+                };
+                let xml = self.list_page(Some(bucket), &q).await?;
+                for v in blocks(&xml, "Version") {
+                    let key = element(v, "Key").unwrap_or_default();
+                    let id = element(v, "VersionId").filter(|v| v != "null");
+                    out.push((key, id));
+                }
+                marker = match (
+                    element(&xml, "NextKeyMarker"),
+                    element(&xml, "NextVersionIdMarker"),
+                ) {
+                    (Some(k), Some(v)) => Some((k, v)),
+                    _ => None,
+                };
+                xml
+            } else {
+                let q = match &token {
+                    Some(t) => format!("list-type=2&continuation-token={}", encode_query_value(t)),
+                    None => "list-type=2".to_owned(),
+                };
+                let xml = self.list_page(Some(bucket), &q).await?;
+                for c in blocks(&xml, "Contents") {
+                    out.push((element(c, "Key").unwrap_or_default(), None));
+                }
+                token = element(&xml, "NextContinuationToken");
+                xml
+            };
+            if element(&page, "IsTruncated").as_deref() != Some("true") {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Recreates the committed part of the index from the backend.
+    ///
+    /// # Errors
+    /// The backend cannot be listed, or the index cannot be written.
+    pub async fn rebuild_index(&self) -> Result<RebuildReport, GatewayError> {
+        let mut report = RebuildReport::default();
+        let listing = self.list_page(None, "").await?;
+        let buckets: Vec<String> = blocks(&listing, "Bucket")
+            .into_iter()
+            .filter_map(|b| element(b, "Name"))
+            .collect();
+        self.locks.index.clear_committed()?;
+        for bucket in buckets {
+            report.buckets += 1;
+            let profile = self.locks.profile_of(&bucket);
+            let mut bucket_locked = 0;
+            for (key, version_id) in self.versions_of(&bucket, profile).await? {
+                report.versions += 1;
+                let object = ObjectRef::new(&bucket, &key, version_id.as_deref());
+                let inspected = self.head_lock(&object).await?;
+                match inspected {
+                    Some(lock) if !lock.is_empty() => {
+                        self.locks.index.put(&LockRecord::new(
+                            object,
+                            lock,
+                            LockSource::Backend,
+                            self.locks.now(),
+                        ))?;
+                        report.locked += 1;
+                        bucket_locked += 1;
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::warn!(%bucket, %key, "lock state unreadable; not indexed");
+                        report.unreadable += 1;
+                    }
+                }
+            }
+            if profile != Profile::Native
+                && bucket_locked > 0
+                && self.locks.index.bucket(&bucket)?.is_none()
+            {
+                self.locks.index.put_bucket(
+                    &bucket,
+                    &BucketRecord::new(BucketLock {
+                        enabled: true,
+                        default_retention: None,
+                    }),
+                )?;
+            }
+        }
+        self.locks.index.flush()?;
+        Ok(report)
+    }
+
+    /// The lock the backend reports for one version; `None` when unreadable.
+    async fn head_lock(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<Option<policy::lock::ObjectLock>, GatewayError> {
+        let target = Target {
+            bucket: Some(object.bucket.clone()),
+            key: Some(object.key.clone()),
+        };
+        let query = object
+            .version_id
+            .as_ref()
+            .map(|v| format!("versionId={}", encode_query_value(v)));
+        let resp = self
+            .send(
+                Method::HEAD,
+                &target,
+                query.as_deref(),
+                HeaderMap::new(),
+                empty_body(),
+                Payload::Unsigned,
+                Permit::read_listing(),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        Ok(lock_headers::from_backend(resp.headers()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_elements_are_unescaped() {
+        let xml = "<ListBucketResult><Contents><Key>a&amp;b&#x20;c</Key></Contents><Contents><Key>d</Key></Contents><IsTruncated>false</IsTruncated></ListBucketResult>";
+        let keys: Vec<String> = blocks(xml, "Contents")
+            .into_iter()
+            .filter_map(|c| element(c, "Key"))
+            .collect();
+        assert_eq!(keys, ["a&b c", "d"]);
+        assert_eq!(element(xml, "IsTruncated").as_deref(), Some("false"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Locks outlive the gateway: a restart, the loss of the whole index, a rebuild from the
+//! backend; and 64 concurrent clients cannot race a lock away.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode};
+use policy::index::{LockIndex, Scan, SledIndex};
+use policy::lock::ObjectLock;
+use wormgate::server::Server;
+use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, outcome, put_locked};
+use wormgate_tests::{Stack, unique_bucket};
+
+/// Every committed (version, lock) in the index, in order.
+fn snapshot(stack: &Stack) -> Vec<(String, ObjectLock)> {
+    let index = SledIndex::open(&stack.settings.locks.index_dir).expect("open index");
+    index
+        .scan(&Scan {
+            bucket: None,
+            prefix: "",
+            after: None,
+            limit: usize::MAX,
+        })
+        .expect("scan")
+        .into_iter()
+        .map(|r| (format!("{}/{}", r.object.bucket, r.object.key), r.lock))
+        .collect()
+}
+
+async fn retention_secs(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<i64> {
+    client
+        .get_object_retention()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?
+        .retention()?
+        .retain_until_date()
+        .map(aws_sdk_s3::primitives::DateTime::secs)
+}
+
+/// The destructive requests that must stay refused, whatever happened to the index.
+async fn assert_still_locked(stack: &Stack, bucket: &str, m: &mut Matrix, when: &str) {
+    let agent = stack.gateway();
+    let admin = stack.admin();
+    for key in ["comp", "gov", "held"] {
+        let del = outcome(admin.delete_object().bucket(bucket).key(key).send()).await;
+        assert!(!del.is_ok(), "{when}: delete of {key} went through");
+        m.check(
+            &format!("{when}: DeleteObject {key}"),
+            &del,
+            if del.status == 400 {
+                Expect::Refused(400, "InvalidArgument")
+            } else {
+                Expect::Locked
+            },
+        );
+        let over = outcome(
+            agent
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from_static(b"ransom"))
+                .send(),
+        )
+        .await;
+        m.check(
+            &format!("{when}: PutObject over {key}"),
+            &over,
+            Expect::Locked,
+        );
+    }
+    let body = agent
+        .get_object()
+        .bucket(bucket)
+        .key("comp")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(&body[..], b"locked backup", "{when}: data changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_survive_restart_index_loss_and_rebuild() {
+    let mut stack = Stack::start().await;
+    let agent = stack.gateway();
+    let admin = stack.admin();
+    let mut m = Matrix::new("gateway");
+    let bucket = unique_bucket("durable");
+    agent
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create");
+    put_locked(
+        &agent,
+        &bucket,
+        "comp",
+        ObjectLockMode::Compliance,
+        in_secs(3600),
+    )
+    .await;
+    put_locked(
+        &agent,
+        &bucket,
+        "gov",
+        ObjectLockMode::Governance,
+        in_secs(3600),
+    )
+    .await;
+    agent
+        .put_object()
+        .bucket(&bucket)
+        .key("held")
+        .body(ByteStream::from_static(b"evidence"))
+        .send()
+        .await
+        .expect("put");
+    admin
+        .put_object_legal_hold()
+        .bucket(&bucket)
+        .key("held")
+        .legal_hold(hold(true))
+        .send()
+        .await
+        .expect("hold");
+    // The extension must survive everything below, not only the first date.
+    let extended = in_secs(7200);
+    agent
+        .put_object_retention()
+        .bucket(&bucket)
+        .key("comp")
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Compliance)
+                .retain_until_date(extended)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("extend");
+
+    stack.restart_gateway().await;
+    assert_still_locked(&stack, &bucket, &mut m, "after restart").await;
+    assert_eq!(
+        retention_secs(&stack.gateway(), &bucket, "comp").await,
+        Some(extended.secs())
+    );
+
+    // Stop the gateway to read the index it wrote, then lose it; compare after the rebuild.
+    let before = {
+        let dir = stack.settings.locks.index_dir.clone();
+        stop(&mut stack).await;
+        let s = snapshot(&stack);
+        std::fs::remove_dir_all(&dir).expect("delete the index");
+        s
+    };
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // No index at all: every lock still holds, read back from the objects.
+    start(&mut stack).await;
+    assert_still_locked(&stack, &bucket, &mut m, "index deleted").await;
+
+    // Rebuild: the index equals what it was.
+    stop(&mut stack).await;
+    {
+        let server = Server::new(&stack.settings).await.expect("server");
+        let report = server.rebuild_index().await.expect("rebuild");
+        assert_eq!(report.locked, 3, "{report:?}");
+        assert_eq!(report.unreadable, 0);
+    }
+    let after = snapshot(&stack);
+    assert_eq!(after, before, "the rebuilt index differs");
+    m.rows.push((
+        "index rebuild: index equals what it was".into(),
+        "3 of 3 locks".into(),
+    ));
+    start(&mut stack).await;
+    assert_still_locked(&stack, &bucket, &mut m, "after rebuild").await;
+    assert_eq!(
+        retention_secs(&stack.gateway(), &bucket, "comp").await,
+        Some(extended.secs())
+    );
+    println!("{}", m.render());
+    stack.shutdown().await;
+}
+
+async fn stop(stack: &mut Stack) {
+    stack.stop_gateway_for_test().await;
+}
+
+async fn start(stack: &mut Stack) {
+    stack.restart_gateway().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_cannot_race_a_lock_away() {
+    const CLIENTS: usize = 64;
+    const ROUNDS: usize = 6;
+    let stack = Stack::start().await;
+    let agent = stack.gateway();
+    let bucket = unique_bucket("race");
+    agent
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create");
+    let keys = ["k0", "k1", "k2", "k3"];
+    for k in keys {
+        put_locked(
+            &agent,
+            &bucket,
+            k,
+            ObjectLockMode::Compliance,
+            in_secs(3600),
+        )
+        .await;
+    }
+    let acknowledged: Arc<Mutex<HashMap<&str, Vec<i64>>>> = Arc::default();
+    let destroyed = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let client = stack.gateway();
+        let bucket = bucket.clone();
+        let acknowledged = acknowledged.clone();
+        let destroyed = destroyed.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..ROUNDS {
+                let key = keys[(c + round) % keys.len()];
+                match (c + round) % 3 {
+                    0 => {
+                        let r =
+                            outcome(client.delete_object().bucket(&bucket).key(key).send()).await;
+                        if r.is_ok() {
+                            destroyed
+                                .lock()
+                                .expect("lock")
+                                .push(format!("delete {key}"));
+                        }
+                    }
+                    1 => {
+                        let r = outcome(
+                            client
+                                .put_object()
+                                .bucket(&bucket)
+                                .key(key)
+                                .body(ByteStream::from_static(b"ransom"))
+                                .send(),
+                        )
+                        .await;
+                        if r.is_ok() {
+                            destroyed
+                                .lock()
+                                .expect("lock")
+                                .push(format!("overwrite {key}"));
+                        }
+                    }
+                    _ => {
+                        #[allow(clippy::cast_possible_wrap)]
+                        let until = in_secs(3600 + (c * ROUNDS + round) as i64 * 7 % 1000);
+                        let r = outcome(
+                            client
+                                .put_object_retention()
+                                .bucket(&bucket)
+                                .key(key)
+                                .retention(
+                                    ObjectLockRetention::builder()
+                                        .mode(ObjectLockRetentionMode::Compliance)
+                                        .retain_until_date(until)
+                                        .build(),
+                                )
+                                .send(),
+                        )
+                        .await;
+                        if r.is_ok() {
+                            acknowledged
+                                .lock()
+                                .expect("lock")
+                                .entry(key)
+                                .or_default()
+                                .push(until.secs());
+                        } else {
+                            // Only a shortening may be refused.
+                            assert_eq!(r.status, 403, "{r:?}");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let destroyed = destroyed.lock().expect("lock").clone();
+    assert!(
+        destroyed.is_empty(),
+        "destructive requests succeeded: {destroyed:?}"
+    );
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    let mut extensions = 0;
+    for k in keys {
+        let acked = acknowledged.get(k).cloned().unwrap_or_default();
+        extensions += acked.len();
+        let latest = retention_secs(&agent, &bucket, k).await.expect("retention");
+        if let Some(max) = acked.iter().max() {
+            assert_eq!(latest, *max, "{k}: an acknowledged extension was lost");
+        }
+        let body = agent
+            .get_object()
+            .bucket(&bucket)
+            .key(k)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        assert_eq!(&body[..], b"locked backup", "{k} was overwritten");
+    }
+    println!(
+        "{CLIENTS} clients x {ROUNDS} rounds: 0 destructive requests succeeded, {extensions} extensions acknowledged, none lost"
+    );
+    assert!(extensions > 0);
+    stack.shutdown().await;
+}
