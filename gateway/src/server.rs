@@ -77,6 +77,18 @@ impl Server {
     /// # Errors
     /// The data directory, the TLS files or the backend settings are unusable.
     pub async fn new(settings: &Settings) -> Result<Self, StartError> {
+        Self::with_index(settings, None).await
+    }
+
+    /// As `new`, with a lock index of the caller's instead of the sled one in the settings
+    /// (an in-memory index, or one that injects faults in a test).
+    ///
+    /// # Errors
+    /// As `new`.
+    pub async fn with_index(
+        settings: &Settings,
+        index: Option<Arc<dyn LockIndex>>,
+    ) -> Result<Self, StartError> {
         let (remote, embedded) = match &settings.backend {
             BackendSettings::Remote(r) => (r.clone(), None),
             BackendSettings::Embedded => {
@@ -103,7 +115,10 @@ impl Server {
             );
         }
         let backend = Backend::new(&remote)?;
-        let index = open_index(&settings.locks.index_dir)?;
+        let index = match index {
+            Some(index) => index,
+            None => open_index(&settings.locks.index_dir)?,
+        };
         let locks = Locks::new(index, settings.locks.clone());
         let gateway = Arc::new(Gateway::new(
             backend,

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode};
-use policy::index::{LockIndex, Scan, SledIndex};
+use policy::index::{
+    BucketRecord, IndexError, IndexResult, LockIndex, LockRecord, Scan, SledIndex,
+};
 use policy::lock::ObjectLock;
 use wormgate::server::Server;
 use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, outcome, put_locked};
@@ -334,5 +336,162 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
         "{CLIENTS} clients x {ROUNDS} rounds: 0 destructive requests succeeded, {extensions} extensions acknowledged, none lost"
     );
     assert!(extensions > 0);
+    stack.shutdown().await;
+}
+
+/// An index whose storage has failed: every read and write is an error.
+struct BrokenIndex;
+
+impl LockIndex for BrokenIndex {
+    fn get(&self, _: &policy::lock::ObjectRef) -> IndexResult<Option<LockRecord>> {
+        Err(broken())
+    }
+    fn begin(&self, _: &LockRecord) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn commit(&self, _: &policy::lock::ObjectRef, _: &policy::lock::ObjectRef) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn abort(&self, _: &policy::lock::ObjectRef) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn put(&self, _: &LockRecord) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn remove(&self, _: &policy::lock::ObjectRef) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn scan(&self, _: &Scan<'_>) -> IndexResult<Vec<LockRecord>> {
+        Err(broken())
+    }
+    fn expiring_before(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+        _: Option<&LockRecord>,
+        _: usize,
+    ) -> IndexResult<Vec<LockRecord>> {
+        Err(broken())
+    }
+    fn pending(&self) -> IndexResult<Vec<LockRecord>> {
+        Err(broken())
+    }
+    fn holds_locks(&self, _: &str, _: chrono::DateTime<chrono::Utc>) -> IndexResult<bool> {
+        Err(broken())
+    }
+    fn bucket(&self, _: &str) -> IndexResult<Option<BucketRecord>> {
+        Err(broken())
+    }
+    fn put_bucket(&self, _: &str, _: &BucketRecord) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn remove_bucket(&self, _: &str) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn put_upload(&self, _: &str, _: &LockRecord) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn upload(&self, _: &str) -> IndexResult<Option<LockRecord>> {
+        Err(broken())
+    }
+    fn remove_upload(&self, _: &str) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn clear_committed(&self) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn len(&self) -> IndexResult<u64> {
+        Err(broken())
+    }
+    fn flush(&self) -> IndexResult<()> {
+        Err(broken())
+    }
+}
+
+fn broken() -> IndexError {
+    IndexError::Storage("injected fault: the disk under the index failed".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_index_refuses_with_503() {
+    let mut stack = Stack::start().await;
+    let agent = stack.gateway();
+    let bucket = unique_bucket("broken");
+    agent
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create");
+    put_locked(
+        &agent,
+        &bucket,
+        "comp",
+        ObjectLockMode::Compliance,
+        in_secs(3600),
+    )
+    .await;
+
+    // The same store, now behind a gateway whose index fails.
+    stack.stop_gateway_for_test().await;
+    let server = Server::with_index(&stack.settings, Some(Arc::new(BrokenIndex)))
+        .await
+        .expect("server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    let client =
+        wormgate_tests::s3_client(&url, wormgate_tests::ACCESS_KEY, wormgate_tests::SECRET_KEY);
+    let del = outcome(client.delete_object().bucket(&bucket).key("comp").send()).await;
+    assert_eq!(
+        (del.status, del.code.as_str()),
+        (503, "ServiceUnavailable"),
+        "{del:?}"
+    );
+    let over = outcome(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("comp")
+            .body(ByteStream::from_static(b"ransom"))
+            .send(),
+    )
+    .await;
+    assert_eq!(over.status, 503, "{over:?}");
+    let locked_put = outcome(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("new")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(in_secs(60))
+            .send(),
+    )
+    .await;
+    assert_eq!(locked_put.status, 503, "{locked_put:?}");
+    let _ = stop.send(());
+    task.await.expect("join").expect("server");
+    // And the data is untouched.
+    stack.restart_gateway().await;
+    let body = stack
+        .gateway()
+        .get_object()
+        .bucket(&bucket)
+        .key("comp")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(&body[..], b"locked backup");
     stack.shutdown().await;
 }

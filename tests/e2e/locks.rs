@@ -941,6 +941,17 @@ async fn native_profile_matrix() {
     let stack = Stack::start_remote(localstack.backend(), Profile::Native).await;
     let table = Box::pin(run_matrix(&stack, Profile::Native)).await;
     println!("{table}");
+
+    // The start-up probe: a bucket configured native whose backend has no lock is refused.
+    let plain = stack.new_bucket("nolock").await;
+    let mut settings = stack.settings.clone();
+    settings.locks.bucket_profiles.insert(plain.clone(), Profile::Native);
+    settings.locks.index_dir = stack.dir.path().join("probe-index");
+    let err = wormgate::server::Server::new(&settings)
+        .await
+        .err()
+        .expect("a native claim without backend lock must not start");
+    assert!(err.to_string().contains("no object lock"), "{err}");
     stack.shutdown().await;
 }
 
