@@ -10,6 +10,44 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 
+def lock_checks(s3) -> None:
+    """Object lock as botocore speaks it: CRC32 checksums on lock writes, per-key errors."""
+    import datetime
+
+    from botocore.exceptions import ClientError
+
+    bucket = "boto3-lock-check"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    s3.put_object(Bucket=bucket, Key="locked", Body=b"backup", ObjectLockMode="COMPLIANCE",
+                  ObjectLockRetainUntilDate=until)
+    head = s3.head_object(Bucket=bucket, Key="locked")
+    assert head["ObjectLockMode"] == "COMPLIANCE", head
+    try:
+        s3.delete_object(Bucket=bucket, Key="locked")
+        raise AssertionError("a locked object was deleted")
+    except ClientError as e:
+        err = e.response["Error"]
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
+        assert err["Code"] == "AccessDenied", err
+        assert err["Message"] == "Access Denied because object protected by object lock.", err
+    s3.put_object(Bucket=bucket, Key="free", Body=b"x")
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "free"}, {"Key": "locked"}]})
+    assert [d["Key"] for d in out.get("Deleted", [])] == ["free"], out
+    assert [(e["Key"], e["Code"]) for e in out.get("Errors", [])] == [("locked", "AccessDenied")], out
+    later = until + datetime.timedelta(hours=1)
+    s3.put_object_retention(Bucket=bucket, Key="locked",
+                            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later})
+    got = s3.get_object_retention(Bucket=bucket, Key="locked")["Retention"]
+    assert got["Mode"] == "COMPLIANCE" and got["RetainUntilDate"] >= later.replace(microsecond=0), got
+    try:
+        s3.put_object_retention(Bucket=bucket, Key="locked",
+                                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
+        raise AssertionError("a COMPLIANCE retention was shortened")
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "AccessDenied", e.response
+
+
 def main() -> int:
     endpoint = os.environ["WORMGATE_URL"]
     s3 = boto3.client(
@@ -62,6 +100,7 @@ def main() -> int:
     assert left == 0, left
     os.remove(path)
     os.remove(path + ".back")
+    lock_checks(s3)
     print("boto3: all checks passed")
     return 0
 

@@ -945,7 +945,10 @@ async fn native_profile_matrix() {
     // The start-up probe: a bucket configured native whose backend has no lock is refused.
     let plain = stack.new_bucket("nolock").await;
     let mut settings = stack.settings.clone();
-    settings.locks.bucket_profiles.insert(plain.clone(), Profile::Native);
+    settings
+        .locks
+        .bucket_profiles
+        .insert(plain.clone(), Profile::Native);
     settings.locks.index_dir = stack.dir.path().join("probe-index");
     let err = wormgate::server::Server::new(&settings)
         .await
