@@ -28,7 +28,7 @@ fn record(i: u64) -> LockRecord {
         ),
         ObjectLock {
             retention: Some(Retention {
-                mode: if i % 2 == 0 {
+                mode: if i.is_multiple_of(2) {
                     RetentionMode::Compliance
                 } else {
                     RetentionMode::Governance
