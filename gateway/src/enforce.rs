@@ -172,7 +172,15 @@ impl Gateway {
                 let facts = self.plain_facts(&call)?;
                 let permit = self.decide(Action::Upload, &facts)?;
                 let headers = backend_headers(&call.headers);
-                Ok(reply(self.forward(&mut call, headers, permit).await?))
+                let resp = self.forward(&mut call, headers, permit).await?;
+                if call.op == S3Op::AbortMultipartUpload
+                    && resp.status().is_success()
+                    && let Some(id) = call.query.get("uploadId")
+                {
+                    // The lock it would have carried goes with it.
+                    self.locks.index.remove_upload(id)?;
+                }
+                Ok(reply(resp))
             }
             _ => {
                 let permit = Permit::read(call.op, &call.method)?;

@@ -16,6 +16,9 @@ use super::{
 };
 use crate::lock::ObjectRef;
 
+/// The page cache sled may keep in memory.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// A `LockIndex` on disk.
 pub struct SledIndex {
     db: sled::Db,
@@ -77,6 +80,8 @@ impl SledIndex {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; the gateway's memory must stay small.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(storage)?;
         match db.get("format").map_err(storage)? {
