@@ -347,25 +347,7 @@ impl Gateway {
                 delete_marker: false,
             });
         }
-        let target = Target {
-            bucket: Some(object.bucket.clone()),
-            key: Some(object.key.clone()),
-        };
-        let query = object
-            .version_id
-            .as_ref()
-            .map(|v| format!("versionId={}", crate::target::encode_query_value(v)));
-        let resp = self
-            .send(
-                Method::HEAD,
-                &target,
-                query.as_deref(),
-                HeaderMap::new(),
-                empty_body(),
-                Payload::Unsigned,
-                Permit::read(S3Op::HeadObject, &Method::HEAD)?,
-            )
-            .await?;
+        let resp = self.head_version(object).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let delete_marker = headers
@@ -413,6 +395,31 @@ impl Gateway {
             head: status.is_success().then_some(headers),
             delete_marker,
         })
+    }
+
+    /// HEAD of one version on the backend (the gateway's own read, for facts).
+    pub(crate) async fn head_version(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
+        let target = Target {
+            bucket: Some(object.bucket.clone()),
+            key: Some(object.key.clone()),
+        };
+        let query = object
+            .version_id
+            .as_ref()
+            .map(|v| format!("versionId={}", crate::target::encode_query_value(v)));
+        self.send(
+            Method::HEAD,
+            &target,
+            query.as_deref(),
+            HeaderMap::new(),
+            empty_body(),
+            Payload::Unsigned,
+            Permit::read(S3Op::HeadObject, &Method::HEAD)?,
+        )
+        .await
     }
 
     /// HEAD and GET: in the gateway profile the lock lives in metadata and the index, and is

@@ -227,25 +227,7 @@ impl Gateway {
         &self,
         object: &ObjectRef,
     ) -> Result<Option<policy::lock::ObjectLock>, GatewayError> {
-        let target = Target {
-            bucket: Some(object.bucket.clone()),
-            key: Some(object.key.clone()),
-        };
-        let query = object
-            .version_id
-            .as_ref()
-            .map(|v| format!("versionId={}", encode_query_value(v)));
-        let resp = self
-            .send(
-                Method::HEAD,
-                &target,
-                query.as_deref(),
-                HeaderMap::new(),
-                empty_body(),
-                Payload::Unsigned,
-                Permit::read_listing(),
-            )
-            .await?;
+        let resp = self.head_version(object).await?;
         if !resp.status().is_success() {
             return Ok(None);
         }

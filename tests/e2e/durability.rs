@@ -11,8 +11,8 @@ use policy::index::{
 };
 use policy::lock::ObjectLock;
 use wormgate::server::Server;
-use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, outcome, put_locked};
-use wormgate_tests::{Stack, unique_bucket};
+use wormgate_tests::Stack;
+use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, lock_bucket, outcome, put_locked};
 
 /// Every committed (version, lock) in the index, in order.
 fn snapshot(stack: &Stack) -> Vec<(String, ObjectLock)> {
@@ -95,14 +95,7 @@ async fn locks_survive_restart_index_loss_and_rebuild() {
     let agent = stack.gateway();
     let admin = stack.admin();
     let mut m = Matrix::new("gateway");
-    let bucket = unique_bucket("durable");
-    agent
-        .create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("create");
+    let bucket = lock_bucket(&agent, "durable").await;
     put_locked(
         &agent,
         &bucket,
@@ -210,14 +203,7 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
     const ROUNDS: usize = 6;
     let stack = Stack::start().await;
     let agent = stack.gateway();
-    let bucket = unique_bucket("race");
-    agent
-        .create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("create");
+    let bucket = lock_bucket(&agent, "race").await;
     let keys = ["k0", "k1", "k2", "k3"];
     for k in keys {
         put_locked(
@@ -415,14 +401,7 @@ fn broken() -> IndexError {
 async fn an_unusable_index_refuses_with_503() {
     let mut stack = Stack::start().await;
     let agent = stack.gateway();
-    let bucket = unique_bucket("broken");
-    agent
-        .create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("create");
+    let bucket = lock_bucket(&agent, "broken").await;
     put_locked(
         &agent,
         &bucket,

@@ -12,10 +12,8 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 use policy::lock::Profile;
-use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, outcome, put_locked};
-use wormgate_tests::{
-    ACCESS_KEY, LocalStack, SECRET_KEY, Stack, full, s3_client, signed_request, unique_bucket,
-};
+use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, lock_bucket, outcome, put_locked};
+use wormgate_tests::{ACCESS_KEY, LocalStack, SECRET_KEY, Stack, full, s3_client, signed_request};
 
 fn retention(mode: ObjectLockRetentionMode, secs: i64) -> ObjectLockRetention {
     ObjectLockRetention::builder()
@@ -39,14 +37,7 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
     let admin = stack.admin();
     let versioned = profile == Profile::Native;
     let mut m = Matrix::new(profile.as_str());
-    let bucket = unique_bucket("lock");
-    agent
-        .create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("create lock bucket");
+    let bucket = lock_bucket(&agent, "lock").await;
     let plain = stack.new_bucket("plain").await;
 
     let cfg = outcome(agent.get_object_lock_configuration().bucket(&bucket).send()).await;

@@ -184,3 +184,19 @@ pub fn hold(on: bool) -> aws_sdk_s3::types::ObjectLockLegalHold {
         })
         .build()
 }
+
+/// Creates a fresh bucket with object lock enabled and returns its name.
+///
+/// # Panics
+/// When the bucket cannot be created.
+pub async fn lock_bucket(client: &aws_sdk_s3::Client, prefix: &str) -> String {
+    let bucket = crate::unique_bucket(prefix);
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create lock bucket {bucket}: {e:?}"));
+    bucket
+}
