@@ -97,6 +97,8 @@ impl Gateway {
             .await;
         let now = self.locks.now();
         let mut allowed: Vec<(DeleteKey, ObjectRef, bool)> = Vec::with_capacity(keys.len());
+        // The batch reaches the backend on the permit of an allowed key, never without one.
+        let mut permit: Option<Permit> = None;
         let mut refused = String::new();
         for k in keys {
             let object = object_ref(
@@ -127,6 +129,9 @@ impl Gateway {
             };
             match decision {
                 Decision::Allow => {
+                    if permit.is_none() {
+                        permit = Some(Permit::granted(decision)?);
+                    }
                     let had_lock = matches!(facts.target, VersionState::Known(l) if !l.is_empty());
                     allowed.push((k, object, had_lock));
                 }
@@ -138,13 +143,12 @@ impl Gateway {
             }
         }
 
-        if allowed.is_empty() {
+        let Some(permit) = permit else {
             return Ok(reply_with(
                 StatusCode::OK,
                 Some(lock_xml::render_delete_result(&refused)),
             ));
-        }
-        let permit = Permit::granted(Decision::Allow)?;
+        };
         let new_body = lock_xml::render_delete(
             &allowed
                 .iter()

@@ -40,7 +40,7 @@ pub struct Permit {
 
 impl Permit {
     /// For a request that changes nothing on the backend.
-    fn read(op: S3Op, method: &Method) -> Result<Self, GatewayError> {
+    pub(crate) fn read(op: S3Op, method: &Method) -> Result<Self, GatewayError> {
         let unknown_read = op == S3Op::Unknown && matches!(*method, Method::GET | Method::HEAD);
         if op.is_read_only() || unknown_read {
             Ok(Self { _sealed: () })
@@ -50,11 +50,6 @@ impl Permit {
                 op.name()
             )))
         }
-    }
-
-    /// For the gateway's own listings and HEADs (index rebuild).
-    pub(crate) fn read_listing() -> Self {
-        Self { _sealed: () }
     }
 
     /// For a call that changes nothing.

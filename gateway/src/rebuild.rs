@@ -16,6 +16,7 @@ use crate::enforce::{Permit, empty_body};
 use crate::error::GatewayError;
 use crate::lock_headers;
 use crate::lock_xml;
+use crate::op::S3Op;
 use crate::proxy::Gateway;
 use crate::target::{Target, encode_query_value};
 
@@ -100,7 +101,7 @@ impl Gateway {
                 HeaderMap::new(),
                 empty_body(),
                 Payload::Unsigned,
-                Permit::read_listing(),
+                Permit::read(S3Op::ListObjectsV2, &Method::GET)?,
             )
             .await?;
         let status = resp.status();
