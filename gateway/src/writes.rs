@@ -78,19 +78,10 @@ impl Gateway {
         let upload_id = call.query.get("uploadId").map(str::to_owned);
 
         let (lock, source) = match (&call.op, &upload_id) {
+            // The lock fixed when the upload began: the same date the object's metadata carries,
+            // so that the index and the store agree (a default period runs from the start of
+            // the upload, not its completion).
             (S3Op::CompleteMultipartUpload, Some(id)) => match self.locks.index.upload(id)? {
-                Some(r) if r.source == LockSource::Default => {
-                    // The default period runs from the version's creation: now.
-                    let (lock, source) =
-                        self.new_version_lock(&HeaderMap::new(), &facts_of_bucket.lock)?;
-                    (
-                        ObjectLock {
-                            legal_hold: r.lock.legal_hold,
-                            ..lock
-                        },
-                        source,
-                    )
-                }
                 Some(r) => (r.lock, r.source),
                 None => (ObjectLock::default(), LockSource::Header),
             },
