@@ -11,8 +11,8 @@ use policy::index::{
 };
 use policy::lock::ObjectLock;
 use wormgate::server::Server;
-use wormgate_tests::Stack;
 use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, lock_bucket, outcome, put_locked};
+use wormgate_tests::{Stack, get_bytes};
 
 /// Every committed (version, lock) in the index, in order.
 fn snapshot(stack: &Stack) -> Vec<(String, ObjectLock)> {
@@ -74,18 +74,7 @@ async fn assert_still_locked(stack: &Stack, bucket: &str, m: &mut Matrix, when: 
             Expect::Locked,
         );
     }
-    let body = agent
-        .get_object()
-        .bucket(bucket)
-        .key("comp")
-        .send()
-        .await
-        .expect("get")
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes();
+    let body = get_bytes(&agent, bucket, "comp", None).await;
     assert_eq!(&body[..], b"locked backup", "{when}: data changed");
 }
 
@@ -304,18 +293,7 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
         if let Some(max) = acked.iter().max() {
             assert_eq!(latest, *max, "{k}: an acknowledged extension was lost");
         }
-        let body = agent
-            .get_object()
-            .bucket(&bucket)
-            .key(k)
-            .send()
-            .await
-            .expect("get")
-            .body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes();
+        let body = get_bytes(&agent, &bucket, k, None).await;
         assert_eq!(&body[..], b"locked backup", "{k} was overwritten");
     }
     println!(
@@ -458,19 +436,7 @@ async fn an_unusable_index_refuses_with_503() {
     task.await.expect("join").expect("server");
     // And the data is untouched.
     stack.restart_gateway().await;
-    let body = stack
-        .gateway()
-        .get_object()
-        .bucket(&bucket)
-        .key("comp")
-        .send()
-        .await
-        .expect("get")
-        .body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes();
+    let body = get_bytes(&stack.gateway(), &bucket, "comp", None).await;
     assert_eq!(&body[..], b"locked backup");
     stack.shutdown().await;
 }
