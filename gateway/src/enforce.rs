@@ -334,6 +334,7 @@ impl Gateway {
         object: &ObjectRef,
         always_head: bool,
     ) -> Result<Inspected, GatewayError> {
+        // A HEAD is needed anyway when the caller wants the object's headers.
         if !always_head && let Some(record) = self.locks.index.get(object)? {
             return Ok(Inspected {
                 state: VersionState::Known(record.lock),
@@ -342,6 +343,7 @@ impl Gateway {
                 delete_marker: false,
             });
         }
+        let index_missed = !always_head;
         let resp = self.head_version(object).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -362,9 +364,15 @@ impl Gateway {
                         version_id: version_id.clone(),
                         ..object.clone()
                     };
-                    let known = self.locks.index.get(&resolved)?;
-                    let lock = known.map_or(lock, |r| r.lock.strictest(lock));
-                    if !lock.is_empty() {
+                    let known = if index_missed && resolved == *object {
+                        None
+                    } else {
+                        self.locks.index.get(&resolved)?
+                    };
+                    let known_lock = known.map(|r| r.lock);
+                    let lock = known_lock.map_or(lock, |k| k.strictest(lock));
+                    // Remember what the backend showed, unless the index already says it.
+                    if !lock.is_empty() && known_lock != Some(lock) {
                         self.locks.index.put(&LockRecord::new(
                             resolved,
                             lock,
