@@ -201,20 +201,21 @@ impl Gateway {
             profile: self.locks.profile_of(call.bucket()?),
             bucket: BucketLock::default(),
             versioning: Versioning::Unversioned,
-            target: VersionState::Absent,
-            contents: BucketContents::NoLocks,
+            target: VersionState::Unknown,
+            contents: BucketContents::Unknown,
         })
     }
 
-    /// Facts with the bucket's lock state filled in.
+    /// Facts with the bucket's lock state filled in. The target version and the bucket's
+    /// contents start unknown: an action that needs them and was not told fails closed.
     pub(crate) fn facts(&self, call: &Call<'_>, bucket: &BucketFacts) -> Facts {
         Facts {
             caller: call.user.permissions,
             profile: bucket.profile,
             bucket: bucket.lock,
             versioning: bucket.versioning,
-            target: VersionState::Absent,
-            contents: BucketContents::NoLocks,
+            target: VersionState::Unknown,
+            contents: BucketContents::Unknown,
         }
     }
 
