@@ -15,6 +15,7 @@ mod key_locks;
 pub mod lock_headers;
 pub mod lock_xml;
 pub mod op;
+pub mod oss;
 pub mod proxy;
 pub mod rebuild;
 mod retention;
