@@ -47,7 +47,7 @@ pub struct Backend {
 }
 
 struct Inner {
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    client: HttpClient,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     host: HeaderValue,
@@ -100,6 +100,37 @@ fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, BackendSe
     Ok(roots)
 }
 
+/// The pooled HTTP(S) client every backend call goes through: system roots plus `ca_file`,
+/// HTTP/1.1, keep-alive.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+
+pub(crate) fn http_client(
+    ca_file: Option<&Path>,
+    connect_timeout_secs: u64,
+) -> Result<HttpClient, BackendSetupError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(connect_timeout_secs)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| BackendSetupError::Tls(e.to_string()))?
+    .with_root_certificates(root_store(ca_file)?)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(50))
+        .build(connector))
+}
+
 impl Backend {
     /// Builds the client. Nothing is connected yet.
     ///
@@ -119,27 +150,7 @@ impl Backend {
         let host =
             HeaderValue::from_str(authority.as_str()).map_err(|_| BackendSetupError::BadHost)?;
 
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(remote.connect_timeout_secs)));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| BackendSetupError::Tls(e.to_string()))?
-        .with_root_certificates(root_store(remote.ca_file.as_deref())?)
-        .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .build(connector);
+        let client = http_client(remote.ca_file.as_deref(), remote.connect_timeout_secs)?;
 
         let identity = Credentials::new(
             remote.access_key.clone(),

@@ -18,6 +18,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 pub const DEFAULT_DATA_DIR: &str = "./wormgate-data";
 /// The region clients and the backend sign for when nothing else is said.
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// The admin listener's address when none is configured.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9001";
 
 /// The configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +37,38 @@ pub struct FileConfig {
     /// Who enforces locks, and where the lock index lives.
     #[serde(default)]
     pub locks: LocksSection,
+    /// `[oss]`: Alibaba OSS's own API, for the `bucket-retention` profile.
+    pub oss: Option<OssSection>,
+    /// `[admin]`: the admin and audit listener.
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[oss]`: where OSS's own API answers (BucketWorm is not part of its S3-compatible API).
+/// The keys default to the backend's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OssSection {
+    /// OSS's own endpoint, e.g. `https://oss-cn-hangzhou.aliyuncs.com`. Env:
+    /// `WORMGATE_OSS_ENDPOINT`.
+    pub endpoint: Option<String>,
+    /// The region the V4 signature is made for, e.g. `cn-hangzhou`. Env: `WORMGATE_OSS_REGION`.
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// `[admin]`: health, readiness, metrics and the retention audit, on their own address.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Default `127.0.0.1:9001`. Env: `WORMGATE_ADMIN_LISTEN`.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token for every route but `/healthz`. Env: `WORMGATE_ADMIN_TOKEN`. With none
+    /// set, one is generated, kept in `<data_dir>/admin-token` and printed at start-up.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[locks]`
@@ -53,6 +87,10 @@ pub struct LocksSection {
     pub index_dir: Option<PathBuf>,
     /// Longest retention anyone may set, in days (default and maximum 36500, as on AWS).
     pub max_retention_days: Option<u32>,
+    /// `bucket-retention` buckets: when a wanted retain-until date outlives the backend's
+    /// bucket period, raise that period (only ever up) if the new period is at most this many
+    /// days. Unset: never extend; the gateway enforces the date and the audit reports the gap.
+    pub auto_extend_up_to_days: Option<u32>,
 }
 
 /// `[server]`
@@ -171,6 +209,7 @@ pub struct LockSettings {
     pub bucket_profiles: BTreeMap<String, Profile>,
     pub index_dir: PathBuf,
     pub max_retention_days: u32,
+    pub auto_extend_up_to_days: Option<u32>,
 }
 
 impl LockSettings {
@@ -202,6 +241,23 @@ pub struct RemoteBackend {
     pub response_timeout_secs: u64,
 }
 
+/// OSS's own API, for BucketWorm.
+#[derive(Debug, Clone)]
+pub struct OssSettings {
+    pub endpoint: http::Uri,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: Secret,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// `None`: generated at start-up (and kept in the data directory).
+    pub token: Option<Secret>,
+}
+
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
     pub cert: PathBuf,
@@ -220,6 +276,8 @@ pub struct Settings {
     /// Configured users. Empty means "generate one in the data directory" (see `credentials`).
     pub users: Vec<User>,
     pub locks: LockSettings,
+    pub oss: Option<OssSettings>,
+    pub admin: AdminSettings,
     /// Timeouts used with the embedded store, and defaults for a remote one.
     pub connect_timeout_secs: u64,
     pub response_timeout_secs: u64,
@@ -464,9 +522,13 @@ impl Settings {
             }
         }
 
-        let locks = resolve_locks(file.locks, &data_dir, &backend, env)?;
+        let oss = resolve_oss(file.oss, &backend, env)?;
+        let locks = resolve_locks(file.locks, &data_dir, &backend, oss.is_some(), env)?;
+        let admin = resolve_admin(file.admin, env)?;
         Ok(Self {
             locks,
+            oss,
+            admin,
             listen,
             data_dir,
             region,
@@ -480,10 +542,81 @@ impl Settings {
     }
 }
 
+fn resolve_oss(
+    section: Option<OssSection>,
+    backend: &BackendSettings,
+    env: &dyn Env,
+) -> Result<Option<OssSettings>, ConfigError> {
+    let endpoint = env
+        .var("WORMGATE_OSS_ENDPOINT")
+        .or_else(|| section.as_ref().and_then(|s| s.endpoint.clone()));
+    let Some(endpoint) = endpoint else {
+        if section.is_some() {
+            return Err(ConfigError::Invalid("oss.endpoint is missing".into()));
+        }
+        return Ok(None);
+    };
+    let section = section.unwrap_or_default();
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| ConfigError::Invalid(format!("oss endpoint {endpoint:?}: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "oss endpoint {endpoint:?}: give http(s)://host[:port]"
+        )));
+    }
+    let region = env
+        .var("WORMGATE_OSS_REGION")
+        .or(section.region)
+        .ok_or_else(|| ConfigError::Invalid("oss.region is missing (e.g. cn-hangzhou)".into()))?;
+    let BackendSettings::Remote(remote) = backend else {
+        return Err(ConfigError::Invalid(
+            "[oss] needs the OSS bucket's S3-compatible endpoint as the backend".into(),
+        ));
+    };
+    let access_key = section
+        .access_key
+        .unwrap_or_else(|| remote.access_key.clone());
+    let secret_key = secret_from(section.secret_key, section.secret_key_file.as_deref(), "oss")?
+        .unwrap_or_else(|| remote.secret_key.clone());
+    Ok(Some(OssSettings {
+        endpoint: uri,
+        region,
+        access_key,
+        secret_key,
+    }))
+}
+
+fn resolve_admin(section: AdminSection, env: &dyn Env) -> Result<AdminSettings, ConfigError> {
+    let listen = match env.var("WORMGATE_ADMIN_LISTEN") {
+        Some(v) => v
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("WORMGATE_ADMIN_LISTEN={v}: {e}")))?,
+        None => section.listen.unwrap_or_else(|| {
+            DEFAULT_ADMIN_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9001)))
+        }),
+    };
+    let token = match env.var("WORMGATE_ADMIN_TOKEN") {
+        Some(t) => Some(Secret::new(t)),
+        None => secret_from(section.token, section.token_file.as_deref(), "admin")?,
+    };
+    if let Some(t) = &token
+        && (t.expose().len() < 16 || !t.expose().bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(ConfigError::Invalid(
+            "the admin token must be at least 16 printable ASCII characters".into(),
+        ));
+    }
+    Ok(AdminSettings { listen, token })
+}
+
 fn resolve_locks(
     section: LocksSection,
     data_dir: &Path,
     backend: &BackendSettings,
+    has_oss: bool,
     env: &dyn Env,
 ) -> Result<LockSettings, ConfigError> {
     let parse = |what: &str, v: &str| {
@@ -506,9 +639,10 @@ fn resolve_locks(
     }
     let profiles = std::iter::once(default_profile).chain(bucket_profiles.values().copied());
     for p in profiles {
-        if p == Profile::BucketRetention {
+        if p == Profile::BucketRetention && !has_oss {
             return Err(ConfigError::Invalid(
-                "the bucket-retention profile is not available in this version".into(),
+                "the bucket-retention profile needs [oss] (endpoint and region of OSS's own API, for BucketWorm)"
+                    .into(),
             ));
         }
         if p == Profile::Native && matches!(backend, BackendSettings::Embedded) {
@@ -532,11 +666,20 @@ fn resolve_locks(
         .map(PathBuf::from)
         .or(section.index_dir)
         .unwrap_or_else(|| data_dir.join("index"));
+    if let Some(days) = section.auto_extend_up_to_days
+        && !(1..=crate::oss::worm::MAX_PERIOD_DAYS).contains(&days)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "locks.auto_extend_up_to_days must be 1..={}",
+            crate::oss::worm::MAX_PERIOD_DAYS
+        )));
+    }
     Ok(LockSettings {
         default_profile,
         bucket_profiles,
         index_dir,
         max_retention_days,
+        auto_extend_up_to_days: section.auto_extend_up_to_days,
     })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod backend;
 mod buckets;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 mod deletes;

@@ -186,6 +186,37 @@ pub struct BucketLock {
     pub default_retention: Option<DefaultRetention>,
 }
 
+/// A backend's own retention for a whole bucket (Alibaba OSS BucketWorm, GCS bucket lock): every
+/// object is protected from its last modification for `period_days`, whatever the gateway says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendRetention {
+    pub period_days: u32,
+    /// Locked for good (it can only be extended). An unlocked policy already protects, but
+    /// lapses at `lapses_at` unless it is locked.
+    pub locked: bool,
+    pub lapses_at: Option<DateTime<Utc>>,
+}
+
+impl BackendRetention {
+    /// Until when the backend alone protects a version last modified at `since`; `None` once
+    /// an unlocked policy has lapsed (or the date falls outside the calendar).
+    #[must_use]
+    pub fn floor(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.locked && self.lapses_at.is_some_and(|at| at <= now) {
+            return None;
+        }
+        Period::Days(self.period_days).end_from(since)
+    }
+
+    /// The whole days a period must have so that a version last modified at `since` is
+    /// protected by the backend until `until`.
+    #[must_use]
+    pub fn days_needed(since: DateTime<Utc>, until: DateTime<Utc>) -> i64 {
+        let secs = (until - since).num_seconds().max(0);
+        (secs + 86_399) / 86_400
+    }
+}
+
 /// How the backend keeps a bucket's data, which decides what a delete or overwrite destroys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Versioning {

@@ -16,7 +16,7 @@ mod sled_index;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::lock::{BucketLock, ObjectLock, ObjectRef};
+use crate::lock::{BackendRetention, BucketLock, ObjectLock, ObjectRef};
 
 pub use memory::MemoryIndex;
 pub use sled_index::SledIndex;
@@ -61,6 +61,11 @@ pub struct LockRecord {
     pub lock: ObjectLock,
     pub source: LockSource,
     pub written_at: DateTime<Utc>,
+    /// Where the backend has a bucket-level retention (the `bucket-retention` profile): the
+    /// moment its period counts from for this version, at the latest its last modification.
+    /// The backend alone protects the version until this plus the bucket's period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_since: Option<DateTime<Utc>>,
 }
 
 impl LockRecord {
@@ -77,6 +82,16 @@ impl LockRecord {
             lock,
             source,
             written_at,
+            backend_since: None,
+        }
+    }
+
+    /// The same record, with the moment the backend's bucket-level retention counts from.
+    #[must_use]
+    pub fn with_backend_since(self, since: Option<DateTime<Utc>>) -> Self {
+        Self {
+            backend_since: since,
+            ..self
         }
     }
 
@@ -84,12 +99,21 @@ impl LockRecord {
     #[must_use]
     pub fn strictest(self, other: Self) -> Self {
         let lock = self.lock.strictest(other.lock);
+        // The earlier start is the weaker claim about the backend: the gap is never hidden.
+        let backend_since = match (self.backend_since, other.backend_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let newer = if other.written_at > self.written_at {
             other
         } else {
             self
         };
-        Self { lock, ..newer }
+        Self {
+            lock,
+            backend_since,
+            ..newer
+        }
     }
 }
 
@@ -99,6 +123,9 @@ impl LockRecord {
 pub struct BucketRecord {
     pub format: u8,
     pub lock: BucketLock,
+    /// The backend's own bucket-level retention, as last read from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendRetention>,
 }
 
 impl BucketRecord {
@@ -107,6 +134,7 @@ impl BucketRecord {
         Self {
             format: FORMAT_VERSION,
             lock,
+            backend: None,
         }
     }
 }
