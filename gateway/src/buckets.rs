@@ -96,9 +96,18 @@ impl Gateway {
                 resp.status()
             )));
         }
-        self.locks
+        // What the index knows of the backend's own retention stays.
+        let mut record = self
+            .locks
             .index
-            .put_bucket(&bucket, &BucketRecord::new(lock))?;
+            .bucket(&bucket)?
+            .unwrap_or_else(|| BucketRecord::new(lock));
+        record.lock = lock;
+        if bucket_facts.profile == Profile::BucketRetention {
+            // The backend's bucket retention is the lock; it cannot be switched off.
+            record.lock.enabled = true;
+        }
+        self.locks.index.put_bucket(&bucket, &record)?;
         Ok(ok_empty())
     }
 
@@ -107,8 +116,18 @@ impl Gateway {
         mut call: Call<'_>,
     ) -> Result<S3Response<Body>, GatewayError> {
         let bucket = call.bucket()?.to_owned();
-        if self.locks.profile_of(&bucket) == Profile::Native {
-            return self.forward_read(&mut call).await;
+        match self.locks.profile_of(&bucket) {
+            Profile::Native => return self.forward_read(&mut call).await,
+            // Clients that check for object lock (MSP360, Veeam) see it enabled, with the
+            // default retention the gateway applies.
+            Profile::BucketRetention => {
+                let lock = self.bucket_facts(&bucket).await?.lock;
+                return Ok(reply_with(
+                    StatusCode::OK,
+                    Some(lock_xml::render_lock_configuration(&lock)),
+                ));
+            }
+            Profile::Gateway => {}
         }
         match self.locks.index.bucket(&bucket)? {
             Some(r) if r.lock.enabled => Ok(reply_with(

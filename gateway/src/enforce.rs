@@ -24,7 +24,9 @@ use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, Versi
 use s3s::{Body, S3Response};
 
 use crate::backend::{Payload, ProxyBody};
+use crate::clock::{Clock, SystemClock};
 use crate::config::LockSettings;
+use crate::oss::worm::{BucketWorm, WormClient};
 use crate::error::GatewayError;
 use crate::key_locks::KeyLocks;
 use crate::lock_headers;
@@ -82,6 +84,11 @@ pub struct Locks {
     pub(crate) policy: PolicyConfig,
     pub(crate) keys: KeyLocks,
     native_buckets: DashMap<String, (BucketLock, Versioning)>,
+    clock: Arc<dyn Clock>,
+    /// OSS's own API, for `bucket-retention` buckets.
+    pub(crate) worm: Option<WormClient>,
+    /// What OSS last said of each `bucket-retention` bucket's policy.
+    pub(crate) worms: DashMap<String, BucketWorm>,
 }
 
 impl Locks {
@@ -96,7 +103,30 @@ impl Locks {
             policy,
             keys: KeyLocks::default(),
             native_buckets: DashMap::new(),
+            clock: Arc::new(SystemClock),
+            worm: None,
+            worms: DashMap::new(),
         }
+    }
+
+    /// Decides at the time `clock` tells.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Reaches OSS's own API through `worm` (for `bucket-retention` buckets).
+    #[must_use]
+    pub fn with_worm(self, worm: WormClient) -> Self {
+        Self {
+            worm: Some(worm),
+            ..self
+        }
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &LockSettings {
+        &self.settings
     }
 
     #[must_use]
@@ -111,7 +141,7 @@ impl Locks {
 
     /// The clock every decision uses.
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 }
 
@@ -243,7 +273,7 @@ impl Gateway {
                 })
             }
             // The backend keeps one version per key (or is treated so: the stricter view).
-            Profile::Gateway | Profile::BucketRetention => Ok(BucketFacts {
+            Profile::Gateway => Ok(BucketFacts {
                 profile,
                 lock: self
                     .locks
@@ -251,6 +281,20 @@ impl Gateway {
                     .bucket(bucket)?
                     .map(|r| r.lock)
                     .unwrap_or_default(),
+                versioning: Versioning::Unversioned,
+            }),
+            // The backend's bucket retention stands for object lock: it is always enabled,
+            // with the default retention the gateway applies.
+            Profile::BucketRetention => Ok(BucketFacts {
+                profile,
+                lock: BucketLock {
+                    enabled: true,
+                    default_retention: self
+                        .locks
+                        .index
+                        .bucket(bucket)?
+                        .and_then(|r| r.lock.default_retention),
+                },
                 versioning: Versioning::Unversioned,
             }),
         }

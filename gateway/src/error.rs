@@ -57,6 +57,10 @@ pub enum GatewayError {
     /// Retention or legal hold asked of a delete marker.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The backend's own bucket-level retention refused to delete or overwrite (OSS's 409
+    /// `FileImmutable`).
+    #[error("the backend's bucket retention protects this object")]
+    BackendRetention,
     /// A fault inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -171,6 +175,7 @@ impl GatewayError {
                 "The specified bucket does not exist".to_owned(),
             ),
             Self::MethodNotAllowed(m) => (S3ErrorCode::MethodNotAllowed, m.clone()),
+            Self::BackendRetention => (S3ErrorCode::AccessDenied, LOCKED_MESSAGE.to_owned()),
             Self::Internal(_) => (
                 S3ErrorCode::InternalError,
                 "We encountered an internal error. Please try again.".to_owned(),

@@ -4,6 +4,7 @@
 //! ([`op`]), authorises and forwards through [`backend`], streaming both ways.
 
 pub mod backend;
+mod bucket_retention;
 mod buckets;
 pub mod clock;
 pub mod config;

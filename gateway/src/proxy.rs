@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::http::Extensions;
+use policy::lock::Profile;
 use policy::permissions::Permission;
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3Request, S3Response, S3Result};
@@ -171,6 +172,10 @@ impl Gateway {
         ) {
             query.normalise_listing();
         }
+        let retention_backend = target
+            .bucket
+            .as_deref()
+            .is_some_and(|b| self.locks.profile_of(b) == Profile::BucketRetention);
         let call = Call {
             user,
             op,
@@ -181,7 +186,11 @@ impl Gateway {
             body: Some(req.input),
             trailers: req.trailing_headers,
         };
-        self.dispatch(call).await
+        let resp = self.dispatch(call).await?;
+        if retention_backend {
+            return crate::bucket_retention::immutable_as_denied(resp).await;
+        }
+        Ok(resp)
     }
 
     /// Sends the call to the backend with `headers` (the client's, as prepared by the caller)

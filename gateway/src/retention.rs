@@ -119,6 +119,19 @@ impl Gateway {
         };
         let lock = change.apply(current);
         let record = LockRecord::new(resolved.clone(), lock, source, self.locks.now());
+        if bucket_facts.profile == Profile::BucketRetention {
+            // The backend has no per-object lock, and its bucket retention refuses rewriting
+            // the object: the change lives in the index.
+            let since = self.backend_since(&resolved, inspected.head.as_ref())?;
+            let record = record.with_backend_since(since);
+            self.locks.index.begin(&record)?;
+            self.locks.index.commit(&resolved, &resolved)?;
+            if let Some(since) = since {
+                self.cover(&bucket, since, &lock).await;
+            }
+            drop(permit);
+            return Ok(ok_empty());
+        }
         self.locks.index.begin(&record)?;
 
         let resp = if native {
@@ -140,6 +153,25 @@ impl Gateway {
             tracing::warn!(bucket = %bucket, key = %key, status = %resp.status(), "lock change refused by the backend");
             Ok(reply(resp))
         }
+    }
+
+    /// Where the backend's bucket retention counts from for a version: its last modification
+    /// as the backend shows it, or as the index recorded it, whichever is earlier.
+    fn backend_since(
+        &self,
+        object: &ObjectRef,
+        head: Option<&http::HeaderMap>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, GatewayError> {
+        let shown = head
+            .and_then(|h| h.get(http::header::LAST_MODIFIED))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let recorded = self.locks.index.get(object)?.and_then(|r| r.backend_since);
+        Ok(match (shown, recorded) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// GetObjectRetention and GetObjectLegalHold: the backend's own answer on a native

@@ -21,6 +21,7 @@ use crate::backend::Backend;
 use crate::config::{BackendSettings, RemoteBackend, Settings, TlsSettings, User};
 use crate::embedded::Embedded;
 use crate::enforce::Locks;
+use crate::oss::worm::WormClient;
 use crate::proxy::{BaseDomainHost, ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
 use crate::rebuild::RebuildReport;
 use policy::index::{LockIndex, SledIndex};
@@ -59,6 +60,15 @@ pub fn open_index(dir: &std::path::Path) -> Result<Arc<dyn LockIndex>, StartErro
     Ok(Arc::new(SledIndex::open(dir)?))
 }
 
+/// Parts of a server a caller provides instead of the ones its settings make.
+#[derive(Default)]
+pub struct Overrides {
+    /// A lock index of the caller's (in memory, or one that injects faults).
+    pub index: Option<Arc<dyn LockIndex>>,
+    /// The time decisions are made at.
+    pub clock: Option<Arc<dyn crate::clock::Clock>>,
+}
+
 /// A gateway ready to serve.
 pub struct Server {
     service: S3Service,
@@ -89,6 +99,22 @@ impl Server {
         settings: &Settings,
         index: Option<Arc<dyn LockIndex>>,
     ) -> Result<Self, StartError> {
+        Self::build(
+            settings,
+            Overrides {
+                index,
+                clock: None,
+            },
+        )
+        .await
+    }
+
+    /// As `new`, with the parts in `overrides` instead of the ones the settings make.
+    ///
+    /// # Errors
+    /// As `new`.
+    pub async fn build(settings: &Settings, overrides: Overrides) -> Result<Self, StartError> {
+        let Overrides { index, clock } = overrides;
         let (remote, embedded) = match &settings.backend {
             BackendSettings::Remote(r) => (r.clone(), None),
             BackendSettings::Embedded => {
@@ -119,7 +145,16 @@ impl Server {
             Some(index) => index,
             None => open_index(&settings.locks.index_dir)?,
         };
-        let locks = Locks::new(index, settings.locks.clone());
+        let mut locks = Locks::new(index, settings.locks.clone());
+        if let Some(clock) = clock {
+            locks = locks.with_clock(clock);
+        }
+        if let Some(oss) = &settings.oss {
+            locks = locks.with_worm(WormClient::new(
+                oss,
+                Duration::from_secs(settings.connect_timeout_secs.max(10)),
+            )?);
+        }
         let gateway = Arc::new(Gateway::new(
             backend,
             &users,
@@ -156,6 +191,24 @@ impl Server {
                     )));
                 }
                 tracing::info!(%bucket, "native profile: the backend reports object lock");
+            }
+            if *profile == Profile::BucketRetention {
+                let worm = gateway
+                    .refresh_worm(bucket)
+                    .await
+                    .map_err(|e| StartError::Probe(format!("{bucket}: {e}")))?
+                    .ok_or_else(|| {
+                        StartError::Probe(format!(
+                            "bucket {bucket} is configured bucket-retention, but OSS reports no WORM policy on it"
+                        ))
+                    })?;
+                let retention = worm.retention();
+                if retention.floor(chrono::Utc::now(), gateway.locks.now()).is_none() {
+                    return Err(StartError::Probe(format!(
+                        "bucket {bucket}: its WORM policy was never locked and has lapsed"
+                    )));
+                }
+                tracing::info!(%bucket, state = worm.state.as_str(), period_days = worm.period_days, "bucket-retention profile: OSS reports a WORM policy");
             }
         }
         Ok(Self {

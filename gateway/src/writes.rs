@@ -116,11 +116,19 @@ impl Gateway {
             }
         }
 
+        let retention_backend = facts_of_bucket.profile == Profile::BucketRetention;
         let pending = if lock.is_empty() {
             None
         } else {
-            let record = LockRecord::new(object.clone(), lock, source, self.locks.now());
+            let now = self.locks.now();
+            // The version's last modification comes after this moment: a floor counted from
+            // here is never later than the backend's own.
+            let since = retention_backend.then_some(now);
+            let record = LockRecord::new(object.clone(), lock, source, now).with_backend_since(since);
             self.locks.index.begin(&record)?;
+            if let Some(since) = since {
+                self.cover(&bucket, since, &lock).await;
+            }
             Some(record)
         };
         // A transport error leaves the pending record: the outcome is unknown, so the lock
