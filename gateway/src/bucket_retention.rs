@@ -46,10 +46,9 @@ impl Gateway {
         let client = self.locks.worm.as_ref().ok_or_else(|| {
             GatewayError::Internal("bucket-retention profile without an OSS client".into())
         })?;
-        let worm = client
-            .get(bucket)
-            .await
-            .map_err(|e| GatewayError::BackendUnavailable(format!("GetBucketWorm {bucket}: {e}")))?;
+        let worm = client.get(bucket).await.map_err(|e| {
+            GatewayError::BackendUnavailable(format!("GetBucketWorm {bucket}: {e}"))
+        })?;
         match &worm {
             Some(w) => {
                 self.locks.worms.insert(bucket.to_owned(), w.clone());

@@ -577,8 +577,12 @@ fn resolve_oss(
     let access_key = section
         .access_key
         .unwrap_or_else(|| remote.access_key.clone());
-    let secret_key = secret_from(section.secret_key, section.secret_key_file.as_deref(), "oss")?
-        .unwrap_or_else(|| remote.secret_key.clone());
+    let secret_key = secret_from(
+        section.secret_key,
+        section.secret_key_file.as_deref(),
+        "oss",
+    )?
+    .unwrap_or_else(|| remote.secret_key.clone());
     Ok(Some(OssSettings {
         endpoint: uri,
         region,

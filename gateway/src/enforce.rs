@@ -26,12 +26,12 @@ use s3s::{Body, S3Response};
 use crate::backend::{Payload, ProxyBody};
 use crate::clock::{Clock, SystemClock};
 use crate::config::LockSettings;
-use crate::oss::worm::{BucketWorm, WormClient};
 use crate::error::GatewayError;
 use crate::key_locks::KeyLocks;
 use crate::lock_headers;
 use crate::lock_xml;
 use crate::op::{BucketConfig, S3Op};
+use crate::oss::worm::{BucketWorm, WormClient};
 use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
 use crate::target::Target;
 
@@ -217,9 +217,15 @@ impl Gateway {
 
     /// Asks the policy.
     pub(crate) fn decide(&self, action: Action, facts: &Facts) -> Result<Permit, GatewayError> {
-        let decision = decide(action, facts, &self.locks.policy, self.locks.now());
-        if let Decision::Deny { reason } = decision {
-            tracing::info!(target: "wormgate::audit", ?action, ?reason, "denied");
+        let now = self.locks.now();
+        let decision = decide(action, facts, &self.locks.policy, now);
+        match decision {
+            Decision::Deny { reason } => {
+                tracing::info!(target: "wormgate::audit", ?action, ?reason, "denied");
+                self.telemetry
+                    .decision(now, Some(crate::telemetry::reason_label(&reason)));
+            }
+            Decision::Allow => self.telemetry.decision(now, None),
         }
         Permit::granted(decision)
     }

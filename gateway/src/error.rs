@@ -128,6 +128,38 @@ fn denial(reason: DenyReason) -> (S3ErrorCode, String) {
 }
 
 impl GatewayError {
+    /// The HTTP status the client sees.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        self.code_and_message()
+            .0
+            .status_code()
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Whether this is a refusal (as opposed to bad input or a failure).
+    #[must_use]
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Denied(_)
+                | Self::AccessDenied(_)
+                | Self::UnknownOperation(_)
+                | Self::BackendRetention
+        )
+    }
+
+    /// A short label for a refusal, for the metrics and the decision log.
+    #[must_use]
+    pub fn refusal_label(&self) -> String {
+        match self {
+            Self::Denied(r) => crate::telemetry::reason_label(r),
+            Self::BackendRetention => "backend-retention".into(),
+            Self::UnknownOperation(_) => "unknown-operation".into(),
+            _ => "access-denied".into(),
+        }
+    }
+
     /// The S3 error the client sees. Backend and internal details stay in the log.
     #[must_use]
     pub fn into_s3(self, request_id: &str) -> S3Error {

@@ -3,6 +3,8 @@
 //! The request path: [`server`] accepts, s3s verifies the signature, [`proxy`] classifies
 //! ([`op`]), authorises and forwards through [`backend`], streaming both ways.
 
+pub mod admin;
+pub mod audit;
 pub mod backend;
 mod bucket_retention;
 mod buckets;
@@ -23,5 +25,6 @@ pub mod rebuild;
 mod retention;
 pub mod server;
 pub mod target;
+pub mod telemetry;
 pub mod trailer;
 mod writes;

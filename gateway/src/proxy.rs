@@ -40,6 +40,7 @@ pub struct Gateway {
     users: HashMap<String, User>,
     base_domain: Option<String>,
     pub(crate) locks: Locks,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 /// Request headers that belong to the client's hop or to its signature, never to the backend.
@@ -134,6 +135,7 @@ impl Gateway {
                 .collect(),
             base_domain,
             locks,
+            telemetry: crate::telemetry::Telemetry::new(),
         }
     }
 
@@ -186,11 +188,45 @@ impl Gateway {
             body: Some(req.input),
             trailers: req.trailing_headers,
         };
-        let resp = self.dispatch(call).await?;
-        if retention_backend {
-            return crate::bucket_retention::immutable_as_denied(resp).await;
-        }
-        Ok(resp)
+        let context = crate::telemetry::RequestContext {
+            user: user.access_key.clone(),
+            op: op.name(),
+            bucket: call.target.bucket.clone(),
+            key: call.target.key.clone(),
+        };
+        let bytes_in = declared_length(&call.headers, "x-amz-decoded-content-length")
+            .or_else(|| declared_length(&call.headers, "content-length"))
+            .unwrap_or(0);
+        let result = crate::telemetry::CURRENT
+            .scope(context.clone(), async {
+                let resp = self.dispatch(call).await?;
+                if retention_backend {
+                    return crate::bucket_retention::immutable_as_denied(resp).await;
+                }
+                Ok(resp)
+            })
+            .await;
+        let (status, bytes_out) = match &result {
+            Ok(resp) => (
+                resp.status.unwrap_or(StatusCode::OK).as_u16(),
+                declared_length(&resp.headers, "content-length").unwrap_or(0),
+            ),
+            Err(e) => {
+                if !matches!(e, GatewayError::Denied(_)) && e.is_refusal() {
+                    // Refusals the policy did not make (the backend's retention, the
+                    // user's buckets, an unknown operation) go to the decision log too.
+                    let now = self.locks.now();
+                    let reason = e.refusal_label();
+                    crate::telemetry::CURRENT.sync_scope(context, || {
+                        self.telemetry.decision(now, Some(reason));
+                    });
+                }
+                (e.status().as_u16(), 0)
+            }
+        };
+        self.telemetry
+            .request(op.name(), status, bytes_in, bytes_out);
+        result
     }
 
     /// Sends the call to the backend with `headers` (the client's, as prepared by the caller)
@@ -244,10 +280,19 @@ impl Gateway {
             path_and_query.push('?');
             path_and_query.push_str(q);
         }
-        self.backend
+        let started = std::time::Instant::now();
+        let resp = self
+            .backend
             .send(method, &path_and_query, headers, body, payload)
-            .await
+            .await;
+        self.telemetry.backend_latency(started.elapsed());
+        resp
     }
+}
+
+/// A length header's value, when it is one.
+fn declared_length(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
 /// A backend reply, streamed back to the client without its hop-by-hop headers.

@@ -99,14 +99,7 @@ impl Server {
         settings: &Settings,
         index: Option<Arc<dyn LockIndex>>,
     ) -> Result<Self, StartError> {
-        Self::build(
-            settings,
-            Overrides {
-                index,
-                clock: None,
-            },
-        )
-        .await
+        Self::build(settings, Overrides { index, clock: None }).await
     }
 
     /// As `new`, with the parts in `overrides` instead of the ones the settings make.
@@ -203,7 +196,10 @@ impl Server {
                         ))
                     })?;
                 let retention = worm.retention();
-                if retention.floor(chrono::Utc::now(), gateway.locks.now()).is_none() {
+                if retention
+                    .floor(chrono::Utc::now(), gateway.locks.now())
+                    .is_none()
+                {
                     return Err(StartError::Probe(format!(
                         "bucket {bucket}: its WORM policy was never locked and has lapsed"
                     )));
@@ -218,6 +214,12 @@ impl Server {
             users,
             gateway,
         })
+    }
+
+    /// The admin and audit service, answering with bearer `token`.
+    #[must_use]
+    pub fn admin(&self, token: crate::config::Secret) -> crate::admin::Admin {
+        crate::admin::Admin::new(Arc::clone(&self.gateway), token)
     }
 
     /// Recreates the lock index from the backend (`wormgate index rebuild`).

@@ -124,7 +124,8 @@ impl Gateway {
             // The version's last modification comes after this moment: a floor counted from
             // here is never later than the backend's own.
             let since = retention_backend.then_some(now);
-            let record = LockRecord::new(object.clone(), lock, source, now).with_backend_since(since);
+            let record =
+                LockRecord::new(object.clone(), lock, source, now).with_backend_since(since);
             self.locks.index.begin(&record)?;
             if let Some(since) = since {
                 self.cover(&bucket, since, &lock).await;

@@ -22,9 +22,11 @@ use tokio::sync::oneshot;
 use policy::lock::Profile;
 use policy::permissions::Permissions;
 use wormgate::config::{
-    BackendSettings, BucketScope, LockSettings, RemoteBackend, Secret, Settings, User,
+    AdminSettings, BackendSettings, BucketScope, LockSettings, RemoteBackend, Secret, Settings,
+    User,
 };
 pub mod locks;
+pub mod oss;
 
 use wormgate::embedded::Embedded;
 use wormgate::server::Server;
@@ -39,6 +41,27 @@ pub const ADMIN_SECRET: &str = "admin-secret-key-for-tests";
 pub const SCOPED_KEY: &str = "SCOPEDKEY";
 pub const SCOPED_SECRET: &str = "scoped-secret-key-for-tests";
 pub const SCOPED_BUCKET: &str = "scoped-only";
+/// The admin listener's bearer token.
+pub const ADMIN_TOKEN: &str = "admin-token-for-the-tests";
+
+/// The gateway's clock in the tests: the host's, moved forward on demand.
+#[derive(Debug, Default)]
+pub struct ShiftedClock(std::sync::atomic::AtomicI64);
+
+impl ShiftedClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        self.0
+            .fetch_add(by.num_seconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl wormgate::clock::Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+            + chrono::TimeDelta::seconds(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
 
 /// A store and a gateway in front of it.
 pub struct Stack {
@@ -49,6 +72,10 @@ pub struct Stack {
     backend_keys: Option<(String, Secret)>,
     pub settings: Settings,
     pub gateway_addr: SocketAddr,
+    /// The admin and audit listener.
+    pub admin_addr: SocketAddr,
+    /// The gateway's clock.
+    pub clock: std::sync::Arc<ShiftedClock>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -93,29 +120,64 @@ pub fn test_settings(
             bucket_profiles: std::collections::BTreeMap::new(),
             index_dir: dir.join("index"),
             max_retention_days: policy::lock::Period::MAX_DAYS,
+            auto_extend_up_to_days: None,
+        },
+        oss: None,
+        admin: AdminSettings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            token: Some(Secret::new(ADMIN_TOKEN)),
         },
         connect_timeout_secs: 2,
         response_timeout_secs: 30,
     }
 }
 
-async fn start_gateway(
-    settings: &Settings,
-) -> (
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let server = Server::new(settings).await.expect("gateway");
+/// A running gateway: its S3 and admin addresses, and how to stop it.
+struct Running {
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start_gateway(settings: &Settings, clock: &std::sync::Arc<ShiftedClock>) -> Running {
+    let clock: std::sync::Arc<dyn wormgate::clock::Clock> = clock.clone();
+    let server = Server::build(
+        settings,
+        wormgate::server::Overrides {
+            index: None,
+            clock: Some(clock),
+        },
+    )
+    .await
+    .expect("gateway");
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");
+    let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let addr = listener.local_addr().expect("addr");
+    let admin_addr = admin_listener.local_addr().expect("addr");
+    let admin = server.admin(settings.admin.token.clone().expect("token"));
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
+    let (admin_stop, admin_stopped) = oneshot::channel::<()>();
+    tokio::spawn(admin.run(admin_listener, async {
+        let _ = admin_stopped.await;
     }));
-    (addr, stop, done)
+    let done = tokio::spawn(async move {
+        let r = server
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+        let _ = admin_stop.send(());
+        r
+    });
+    Running {
+        addr,
+        admin_addr,
+        stop,
+        done,
+    }
 }
 
 impl Stack {
@@ -148,17 +210,52 @@ impl Stack {
             response_timeout_secs: 30,
         };
         let settings = test_settings(dir.path(), remote, Profile::Gateway, tls);
-        let (gateway_addr, stop, done) = start_gateway(&settings).await;
+        Self::launch(dir, Some(backend), backend_addr, settings).await
+    }
+
+    async fn launch(
+        dir: tempfile::TempDir,
+        backend: Option<Embedded>,
+        backend_addr: SocketAddr,
+        settings: Settings,
+    ) -> Self {
+        let clock = std::sync::Arc::new(ShiftedClock::default());
+        let running = start_gateway(&settings, &clock).await;
         Self {
             dir,
-            backend: Some(backend),
+            backend,
             backend_addr,
             backend_keys: None,
             settings,
-            gateway_addr,
-            stop: Some(stop),
-            done: Some(done),
+            gateway_addr: running.addr,
+            admin_addr: running.admin_addr,
+            clock,
+            stop: Some(running.stop),
+            done: Some(running.done),
         }
+    }
+
+    /// Starts a gateway in front of the OSS stand-in, with `buckets` in the bucket-retention
+    /// profile (their WORM policies must exist already) and `auto_extend_up_to_days`.
+    ///
+    /// # Panics
+    /// When the gateway fails to start.
+    pub async fn start_oss(
+        oss: &oss::OssBackend,
+        buckets: &[&str],
+        auto_extend_up_to_days: Option<u32>,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = test_settings(dir.path(), oss_remote(oss), Profile::Gateway, None);
+        for b in buckets {
+            settings
+                .locks
+                .bucket_profiles
+                .insert((*b).to_owned(), Profile::BucketRetention);
+        }
+        settings.locks.auto_extend_up_to_days = auto_extend_up_to_days;
+        settings.oss = Some(oss_settings(oss));
+        Self::launch(dir, None, oss.addr, settings).await
     }
 
     /// Starts a gateway in front of a store that runs elsewhere (LocalStack), with `profile`.
@@ -173,17 +270,7 @@ impl Stack {
             .and_then(|a| a.as_str().parse().ok())
             .expect("backend address");
         let settings = test_settings(dir.path(), remote, profile, None);
-        let (gateway_addr, stop, done) = start_gateway(&settings).await;
-        Self {
-            dir,
-            backend: None,
-            backend_addr,
-            backend_keys: None,
-            settings,
-            gateway_addr,
-            stop: Some(stop),
-            done: Some(done),
-        }
+        Self::launch(dir, None, backend_addr, settings).await
     }
 
     /// Stops the gateway and starts it again with the same settings (and index directory), on
@@ -193,10 +280,11 @@ impl Stack {
     /// When the gateway fails to stop or start.
     pub async fn restart_gateway(&mut self) {
         self.stop_gateway().await;
-        let (addr, stop, done) = start_gateway(&self.settings).await;
-        self.gateway_addr = addr;
-        self.stop = Some(stop);
-        self.done = Some(done);
+        let running = start_gateway(&self.settings, &self.clock).await;
+        self.gateway_addr = running.addr;
+        self.admin_addr = running.admin_addr;
+        self.stop = Some(running.stop);
+        self.done = Some(running.done);
     }
 
     /// Stops the gateway (its index is closed); `restart_gateway` starts it again.
@@ -301,6 +389,31 @@ impl Stack {
     /// When the gateway's task failed.
     pub async fn shutdown(mut self) {
         self.stop_gateway().await;
+    }
+}
+
+/// The S3-compatible side of the OSS stand-in, as the gateway's backend.
+#[must_use]
+pub fn oss_remote(oss: &oss::OssBackend) -> RemoteBackend {
+    RemoteBackend {
+        url: oss.endpoint().parse().expect("url"),
+        access_key: oss.store.access_key.clone(),
+        secret_key: oss.store.secret_key.clone(),
+        region: REGION.into(),
+        ca_file: None,
+        connect_timeout_secs: 2,
+        response_timeout_secs: 30,
+    }
+}
+
+/// OSS's own API on the stand-in, for BucketWorm.
+#[must_use]
+pub fn oss_settings(oss: &oss::OssBackend) -> wormgate::config::OssSettings {
+    wormgate::config::OssSettings {
+        endpoint: oss.endpoint().parse().expect("url"),
+        region: "cn-hangzhou".into(),
+        access_key: oss.store.access_key.clone(),
+        secret_key: oss.store.secret_key.clone(),
     }
 }
 

@@ -98,11 +98,7 @@ fn additional_names(req: &Signable<'_>) -> Vec<String> {
         .additional
         .iter()
         .map(|n| n.to_ascii_lowercase())
-        .filter(|n| {
-            req.headers
-                .iter()
-                .any(|(h, _)| h.eq_ignore_ascii_case(n))
-        })
+        .filter(|n| req.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)))
         .collect();
     names.sort();
     names.dedup();
