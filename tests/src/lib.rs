@@ -434,6 +434,12 @@ pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_
 /// A body for raw requests.
 pub type RawBody = BoxBody<Bytes, std::convert::Infallible>;
 
+/// An empty body for raw requests.
+#[must_use]
+pub fn empty_raw_body() -> RawBody {
+    http_body_util::Empty::new().boxed()
+}
+
 /// A raw HTTP reply, whole.
 #[derive(Debug)]
 pub struct Reply {
