@@ -31,8 +31,13 @@ async fn worm_bucket(oss: &OssBackend, days: u32) -> String {
     .expect("create bucket on the store");
     let settings: OssSettings = oss_settings(oss);
     let worm = WormClient::new(&settings, std::time::Duration::from_secs(5)).expect("client");
-    let id = worm.initiate(&bucket, days).await.expect("InitiateBucketWorm");
-    worm.complete(&bucket, &id).await.expect("CompleteBucketWorm");
+    let id = worm
+        .initiate(&bucket, days)
+        .await
+        .expect("InitiateBucketWorm");
+    worm.complete(&bucket, &id)
+        .await
+        .expect("CompleteBucketWorm");
     bucket
 }
 
@@ -44,11 +49,8 @@ async fn admin_get(stack: &Stack, path_and_query: &str, token: Option<&str>) -> 
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let reply = wormgate_tests::send(
-        req.body(wormgate_tests::empty_raw_body())
-            .expect("request"),
-    )
-    .await;
+    let reply =
+        wormgate_tests::send(req.body(wormgate_tests::empty_raw_body()).expect("request")).await;
     (reply.status, reply.body)
 }
 
@@ -88,8 +90,22 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
             Some("Enabled")
         );
 
-        put_locked(&s3, &bucket, "k30", ObjectLockMode::Compliance, in_secs(30 * DAY)).await;
-        put_locked(&s3, &bucket, "k7", ObjectLockMode::Governance, in_secs(7 * DAY)).await;
+        put_locked(
+            &s3,
+            &bucket,
+            "k30",
+            ObjectLockMode::Compliance,
+            in_secs(30 * DAY),
+        )
+        .await;
+        put_locked(
+            &s3,
+            &bucket,
+            "k7",
+            ObjectLockMode::Governance,
+            in_secs(7 * DAY),
+        )
+        .await;
         s3.put_object()
             .bucket(&bucket)
             .key("plain")
@@ -115,7 +131,11 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
             let got = outcome(s3.delete_object().bucket(&bucket).key(key).send()).await;
             assert_eq!(
                 (got.status, got.code.as_str(), got.message.as_str()),
-                (403, "AccessDenied", "Access Denied because object protected by object lock."),
+                (
+                    403,
+                    "AccessDenied",
+                    "Access Denied because object protected by object lock."
+                ),
                 "delete {key} on day 0"
             );
         }
@@ -127,7 +147,10 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
                 .send(),
         )
         .await;
-        assert_eq!((overwrite.status, overwrite.code.as_str()), (403, "AccessDenied"));
+        assert_eq!(
+            (overwrite.status, overwrite.code.as_str()),
+            (403, "AccessDenied")
+        );
 
         // The audit: k30 outlives the backend's 14 days by about 16; k7 does not.
         let gaps = audit(&stack, &format!("/audit/gaps?bucket={bucket}")).await;
@@ -169,17 +192,38 @@ async fn auto_extend_raises_the_bucket_period_within_its_cap_and_never_lowers_it
         let stack = Stack::start_oss(&oss, &[&bucket], Some(60)).await;
         let s3 = stack.gateway();
 
-        put_locked(&s3, &bucket, "k30", ObjectLockMode::Compliance, in_secs(30 * DAY)).await;
+        put_locked(
+            &s3,
+            &bucket,
+            "k30",
+            ObjectLockMode::Compliance,
+            in_secs(30 * DAY),
+        )
+        .await;
         assert_eq!(oss.extends(), 1);
         assert_eq!(oss.period(&bucket), Some(30));
 
         // Shorter: covered, nothing changes.
-        put_locked(&s3, &bucket, "k10", ObjectLockMode::Governance, in_secs(10 * DAY)).await;
+        put_locked(
+            &s3,
+            &bucket,
+            "k10",
+            ObjectLockMode::Governance,
+            in_secs(10 * DAY),
+        )
+        .await;
         assert_eq!(oss.extends(), 1);
         assert_eq!(oss.period(&bucket), Some(30));
 
         // Beyond the cap: accepted, enforced by the gateway, and reported as a gap.
-        put_locked(&s3, &bucket, "k90", ObjectLockMode::Compliance, in_secs(90 * DAY)).await;
+        put_locked(
+            &s3,
+            &bucket,
+            "k90",
+            ObjectLockMode::Compliance,
+            in_secs(90 * DAY),
+        )
+        .await;
         assert_eq!(oss.period(&bucket), Some(30));
         let gaps = audit(&stack, "/audit/gaps").await;
         let keys: Vec<&str> = gaps.iter().filter_map(|r| r["key"].as_str()).collect();
