@@ -31,3 +31,7 @@ bash tests/clients.sh
 
 echo "== streaming memory"
 bash tests/rss.sh
+
+echo "== audit export memory (1 M index rows)"
+cargo build -p wormgate --examples --quiet
+bash tests/audit_rss.sh

@@ -76,11 +76,13 @@ pub struct AdminSection {
 #[serde(deny_unknown_fields)]
 pub struct LocksSection {
     /// Profile of buckets not listed in `buckets`: `gateway` (the backend has no lock; the
-    /// gateway alone enforces) or `native` (the backend has S3 Object Lock; both enforce).
-    /// Default `gateway`. Env: `WORMGATE_PROFILE`.
+    /// gateway alone enforces), `native` (the backend has S3 Object Lock; both enforce) or
+    /// `bucket-retention` (the backend has one WORM period per bucket, Alibaba OSS; needs
+    /// `[oss]`). Default `gateway`. Env: `WORMGATE_PROFILE`.
     pub profile: Option<String>,
     /// Profile per bucket, e.g. `{ veeam-repo = "native" }`. A `native` bucket is probed at
-    /// start-up: the gateway refuses to start if the backend reports no object lock on it.
+    /// start-up: the gateway refuses to start if the backend reports no object lock on it; a
+    /// `bucket-retention` bucket likewise if OSS reports no WORM policy on it.
     #[serde(default)]
     pub buckets: BTreeMap<String, String>,
     /// Directory of the lock index (sled). Default `<data_dir>/index`. Env: `WORMGATE_INDEX_DIR`.

@@ -63,20 +63,8 @@ pub fn load_or_generate(data_dir: &Path) -> std::io::Result<User> {
                 access_key,
                 secret_key: secret.expose().to_owned(),
             };
-            std::fs::create_dir_all(data_dir)?;
             let text = toml::to_string(&stored).map_err(std::io::Error::other)?;
-            let tmp = path.with_extension("tmp");
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            write_private(&path, text.as_bytes())?;
             stored
         }
         Err(e) => return Err(e),
@@ -88,6 +76,43 @@ pub fn load_or_generate(data_dir: &Path) -> std::io::Result<User> {
         // An ordinary backup user; more rights only for users a config file names.
         permissions: policy::permissions::Permissions::BACKUP,
     })
+}
+
+/// Writes `bytes` to `path` readable by the owner only (0600), atomically and durably.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The admin token kept in `data_dir/admin-token`, or a new one kept there (mode 0600).
+/// Returns the token and whether it was just made.
+///
+/// # Errors
+/// The file cannot be read or written.
+pub fn admin_token(data_dir: &Path) -> std::io::Result<(Secret, bool)> {
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((Secret::new(text.trim()), false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = random_string(40, SECRET_ALPHABET)?;
+            write_private(&path, token.as_bytes())?;
+            Ok((Secret::new(token), true))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,36 @@ enum Command {
         #[command(subcommand)]
         action: IndexAction,
     },
+    /// The retention audit, offline from the lock index (stop `wormgate serve` first, or ask
+    /// its admin listener's /audit routes instead).
+    Audit {
+        /// TOML configuration file, the same one `serve` uses.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// table, csv or jsonl.
+        #[arg(long, default_value = "table")]
+        format: AuditFormat,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only retentions ending before this RFC 3339 date.
+        #[arg(long)]
+        expiring_before: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only the versions whose wanted protection outlives the backend's own.
+        #[arg(long)]
+        gaps: bool,
+        /// Per-bucket figures instead of one row per version.
+        #[arg(long)]
+        summary: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AuditFormat {
+    Table,
+    Csv,
+    Jsonl,
 }
 
 #[derive(Subcommand)]
@@ -61,7 +91,134 @@ fn main() -> anyhow::Result<()> {
         Command::Index {
             action: IndexAction::Rebuild { config },
         } => runtime.block_on(rebuild(config)),
+        Command::Audit {
+            config,
+            format,
+            bucket,
+            prefix,
+            expiring_before,
+            gaps,
+            summary,
+        } => {
+            let filter = wormgate::audit::Filter {
+                bucket,
+                prefix,
+                expiring_before,
+                gaps_only: gaps,
+            };
+            audit(config.as_ref(), format, &filter, summary)
+        }
     }
+}
+
+fn audit(
+    config: Option<&PathBuf>,
+    format: AuditFormat,
+    filter: &wormgate::audit::Filter,
+    summary: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use wormgate::audit::{Context, Row};
+
+    let settings = settings_from(config)?;
+    let index = wormgate::server::open_index(&settings.locks.index_dir).with_context(|| {
+        format!(
+            "cannot open the lock index in {} (is `wormgate serve` running? ask its admin listener instead)",
+            settings.locks.index_dir.display()
+        )
+    })?;
+    let profile_of = |b: &str| settings.locks.profile_of(b);
+    let backend_of = |b: &str| index.bucket(b).ok().flatten().and_then(|r| r.backend);
+    let cx = Context {
+        now: chrono::Utc::now(),
+        profile_of: &profile_of,
+        backend_of: &backend_of,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if summary {
+        let configured: Vec<String> = settings.locks.bucket_profiles.keys().cloned().collect();
+        let buckets = wormgate::audit::summary(index.as_ref(), &cx, &configured)?;
+        match format {
+            AuditFormat::Jsonl | AuditFormat::Csv => {
+                for b in &buckets {
+                    writeln!(out, "{}", serde_json::to_string(b)?)?;
+                }
+            }
+            AuditFormat::Table => {
+                writeln!(
+                    out,
+                    "{:<24} {:<16} {:<10} {:>6} {:>8} {:<24} {:>5} {:>6} {:>5}",
+                    "BUCKET",
+                    "PROFILE",
+                    "BACKEND",
+                    "DAYS",
+                    "LOCKED",
+                    "EARLIEST",
+                    "<7D",
+                    "<30D",
+                    "GAPS"
+                )?;
+                for b in &buckets {
+                    writeln!(
+                        out,
+                        "{:<24} {:<16} {:<10} {:>6} {:>8} {:<24} {:>5} {:>6} {:>5}",
+                        b.bucket,
+                        b.profile,
+                        b.backend_state.unwrap_or("-"),
+                        b.backend_period_days.map_or("-".into(), |d| d.to_string()),
+                        b.locked_versions,
+                        b.earliest_retain_until.as_deref().unwrap_or("-"),
+                        b.expiring_within_7_days,
+                        b.expiring_within_30_days,
+                        b.gaps
+                    )?;
+                }
+            }
+        }
+        return Ok(out.flush()?);
+    }
+    if matches!(format, AuditFormat::Csv) {
+        out.write_all(Row::CSV_HEADER.as_bytes())?;
+    }
+    if matches!(format, AuditFormat::Table) {
+        writeln!(
+            out,
+            "{:<20} {:<28} {:<10} {:<24} {:<4} {:<8} {:<24} {:>8}",
+            "BUCKET", "KEY", "MODE", "RETAIN-UNTIL", "HOLD", "BY", "BACKEND-FLOOR", "GAP-DAYS"
+        )?;
+    }
+    let mut cursor = None;
+    loop {
+        let (rows, next) =
+            wormgate::audit::page(index.as_ref(), filter, &cx, cursor, wormgate::audit::PAGE)?;
+        for r in &rows {
+            match format {
+                AuditFormat::Jsonl => out.write_all(r.json_line().as_bytes())?,
+                AuditFormat::Csv => out.write_all(r.csv_line().as_bytes())?,
+                AuditFormat::Table => writeln!(
+                    out,
+                    "{:<20} {:<28} {:<10} {:<24} {:<4} {:<8} {:<24} {:>8}",
+                    r.bucket,
+                    r.key,
+                    r.mode.unwrap_or("-"),
+                    r.retain_until.as_deref().unwrap_or("-"),
+                    if r.legal_hold { "ON" } else { "-" },
+                    r.protected_by,
+                    r.backend_floor.as_deref().unwrap_or("-"),
+                    match (r.gap, r.gap_seconds) {
+                        (false, _) => "-".to_owned(),
+                        (true, None) => "hold".to_owned(),
+                        (true, Some(s)) => format!("{:.1}", s as f64 / 86_400.0),
+                    }
+                )?,
+            }
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    Ok(out.flush()?)
 }
 
 fn settings_from(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
@@ -124,7 +281,34 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         println!("users: {}", keys.join(", "));
     }
     println!("try: aws --endpoint-url {url} s3 ls");
+
+    let token = match &settings.admin.token {
+        Some(t) => t.clone(),
+        None => {
+            let (token, _) = wormgate::credentials::admin_token(&settings.data_dir)
+                .context("cannot keep the admin token")?;
+            println!(
+                "admin token (kept in {}): {}",
+                settings.data_dir.join("admin-token").display(),
+                token.expose()
+            );
+            token
+        }
+    };
+    let admin_listener = tokio::net::TcpListener::bind(settings.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", settings.admin.listen))?;
+    println!(
+        "admin listening on http://{} (/healthz, /readyz, /metrics, /audit/...)",
+        admin_listener.local_addr()?
+    );
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(server.admin(token).run(admin_listener, async {
+        let _ = admin_stopped.await;
+    }));
     server.run(listener, shutdown_signal()).await?;
+    let _ = stop_admin.send(());
+    let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
 }
