@@ -48,10 +48,11 @@ const GAUGES_MAX_AGE: Duration = Duration::from_secs(60);
 
 type AdminBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// The admin service.
+/// The admin service. It holds the gateway weakly: once the S3 listener has stopped, the index
+/// is closed and the admin answers 503, instead of keeping either alive.
 #[derive(Clone)]
 pub struct Admin {
-    gateway: Arc<Gateway>,
+    gateway: std::sync::Weak<Gateway>,
     token: Secret,
     gauges_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
@@ -93,9 +94,9 @@ struct Check {
 }
 
 impl Admin {
-    pub(crate) fn new(gateway: Arc<Gateway>, token: Secret) -> Self {
+    pub(crate) fn new(gateway: &Arc<Gateway>, token: Secret) -> Self {
         Self {
-            gateway,
+            gateway: Arc::downgrade(gateway),
             token,
             gauges_at: Arc::new(std::sync::Mutex::new(None)),
         }
@@ -160,20 +161,22 @@ impl Admin {
             );
             return r;
         }
+        let Some(gateway) = self.gateway.upgrade() else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping\n");
+        };
         let query = Query::parse(req.uri().query().unwrap_or(""));
         match path.as_str() {
-            "/readyz" => self.readyz().await,
-            "/metrics" => self.metrics().await,
-            "/audit/locks" => self.locks(&query, false).await,
-            "/audit/gaps" => self.locks(&query, true).await,
-            "/audit/summary" => self.summary().await,
+            "/readyz" => self.readyz(&gateway).await,
+            "/metrics" => self.metrics(&gateway).await,
+            "/audit/locks" => locks(&gateway, &query, false).await,
+            "/audit/gaps" => locks(&gateway, &query, true).await,
+            "/audit/summary" => summary(&gateway).await,
             "/audit/events" => {
                 let limit = query
                     .get("limit")
                     .and_then(|l| l.parse().ok())
                     .unwrap_or(1000);
-                let lines: String = self
-                    .gateway
+                let lines: String = gateway
                     .telemetry
                     .events(limit)
                     .iter()
@@ -185,8 +188,7 @@ impl Admin {
         }
     }
 
-    async fn readyz(&self) -> Response<AdminBody> {
-        let gw = &self.gateway;
+    async fn readyz(&self, gw: &Arc<Gateway>) -> Response<AdminBody> {
         let mut checks = Vec::new();
         // The index takes a durable write.
         let probe = LockRecord::new(
@@ -302,14 +304,14 @@ impl Admin {
         )
     }
 
-    async fn metrics(&self) -> Response<AdminBody> {
+    async fn metrics(&self, gateway: &Arc<Gateway>) -> Response<AdminBody> {
         let stale = self
             .gauges_at
             .lock()
             .map(|at| at.is_none_or(|t| t.elapsed() > GAUGES_MAX_AGE))
             .unwrap_or(true);
         if stale {
-            let gw = Arc::clone(&self.gateway);
+            let gw = Arc::clone(gateway);
             let summary = tokio::task::spawn_blocking(move || {
                 let (profile_of, backend_of) = lookups(&gw);
                 let cx = Context {
@@ -324,7 +326,7 @@ impl Admin {
                 let sum = |f: fn(&audit::BucketSummary) -> u64| {
                     i64::try_from(buckets.iter().map(f).sum::<u64>()).unwrap_or(i64::MAX)
                 };
-                let t = &self.gateway.telemetry;
+                let t = &gateway.telemetry;
                 t.locked_versions.set(sum(|b| b.locked_versions));
                 t.expiring_7d.set(sum(|b| b.expiring_within_7_days));
                 t.gaps.set(sum(|b| b.gaps));
@@ -336,169 +338,169 @@ impl Admin {
         full(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            self.gateway.telemetry.encode(),
+            gateway.telemetry.encode(),
         )
     }
+}
 
-    async fn summary(&self) -> Response<AdminBody> {
-        let gw = Arc::clone(&self.gateway);
-        let result = tokio::task::spawn_blocking(move || {
-            let (profile_of, backend_of) = lookups(&gw);
+async fn summary(gateway: &Arc<Gateway>) -> Response<AdminBody> {
+    let gw = Arc::clone(gateway);
+    let result = tokio::task::spawn_blocking(move || {
+        let (profile_of, backend_of) = lookups(&gw);
+        let cx = Context {
+            now: gw.locks.now(),
+            profile_of: &profile_of,
+            backend_of: &backend_of,
+        };
+        let configured: Vec<String> = gw
+            .locks
+            .settings()
+            .bucket_profiles
+            .keys()
+            .cloned()
+            .collect();
+        audit::summary(gw.locks.index.as_ref(), &cx, &configured)
+    })
+    .await;
+    match result {
+        Ok(Ok(buckets)) => json(StatusCode::OK, &buckets),
+        Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+async fn locks(gateway: &Arc<Gateway>, query: &Query, gaps_only: bool) -> Response<AdminBody> {
+    let expiring_before = match query.get("expiring_before") {
+        None => None,
+        Some(v) => match DateTime::parse_from_rfc3339(v) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "expiring_before must be an RFC 3339 date, e.g. 2030-01-01T00:00:00Z\n",
+                );
+            }
+        },
+    };
+    let csv = match query.get("format") {
+        None | Some("jsonl") => false,
+        Some("csv") => true,
+        Some(_) => return text(StatusCode::BAD_REQUEST, "format is jsonl or csv\n"),
+    };
+    let cursor = match query.get("cursor") {
+        None | Some("") => None,
+        Some(c) => match Cursor::decode(c) {
+            Some(c) => Some(c),
+            None => return text(StatusCode::BAD_REQUEST, "unreadable cursor\n"),
+        },
+    };
+    let limit = match query.get("limit").map(str::parse::<usize>) {
+        None => None,
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Some(n),
+        Some(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("limit must be 1..={MAX_LIMIT}\n"),
+            );
+        }
+    };
+    let filter = Filter {
+        bucket: query
+            .get("bucket")
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned),
+        prefix: query.get("prefix").unwrap_or("").to_owned(),
+        expiring_before,
+        gaps_only,
+    };
+    let content_type = if csv {
+        "text/csv"
+    } else {
+        "application/x-ndjson"
+    };
+    let render = move |rows: &[Row], first: bool| -> Bytes {
+        let mut out = String::new();
+        if csv && first {
+            out.push_str(Row::CSV_HEADER);
+        }
+        for r in rows {
+            out.push_str(&if csv { r.csv_line() } else { r.json_line() });
+        }
+        Bytes::from(out)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+    let gw = Arc::clone(gateway);
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel::<Result<Option<String>, String>>();
+    let mut head_tx = Some(head_tx);
+    tokio::task::spawn_blocking(move || {
+        let (profile_of, backend_of) = lookups(&gw);
+        let index: &dyn LockIndex = gw.locks.index.as_ref();
+        let mut cursor = cursor;
+        let mut first = true;
+        loop {
+            let now = gw.locks.now();
             let cx = Context {
-                now: gw.locks.now(),
+                now,
                 profile_of: &profile_of,
                 backend_of: &backend_of,
             };
-            let configured: Vec<String> = gw
-                .locks
-                .settings()
-                .bucket_profiles
-                .keys()
-                .cloned()
-                .collect();
-            audit::summary(gw.locks.index.as_ref(), &cx, &configured)
-        })
-        .await;
-        match result {
-            Ok(Ok(buckets)) => json(StatusCode::OK, &buckets),
-            Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-        }
-    }
-
-    async fn locks(&self, query: &Query, gaps_only: bool) -> Response<AdminBody> {
-        let expiring_before = match query.get("expiring_before") {
-            None => None,
-            Some(v) => match DateTime::parse_from_rfc3339(v) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(_) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        "expiring_before must be an RFC 3339 date, e.g. 2030-01-01T00:00:00Z\n",
-                    );
-                }
-            },
-        };
-        let csv = match query.get("format") {
-            None | Some("jsonl") => false,
-            Some("csv") => true,
-            Some(_) => return text(StatusCode::BAD_REQUEST, "format is jsonl or csv\n"),
-        };
-        let cursor = match query.get("cursor") {
-            None | Some("") => None,
-            Some(c) => match Cursor::decode(c) {
-                Some(c) => Some(c),
-                None => return text(StatusCode::BAD_REQUEST, "unreadable cursor\n"),
-            },
-        };
-        let limit = match query.get("limit").map(str::parse::<usize>) {
-            None => None,
-            Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Some(n),
-            Some(_) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("limit must be 1..={MAX_LIMIT}\n"),
-                );
-            }
-        };
-        let filter = Filter {
-            bucket: query
-                .get("bucket")
-                .filter(|b| !b.is_empty())
-                .map(str::to_owned),
-            prefix: query.get("prefix").unwrap_or("").to_owned(),
-            expiring_before,
-            gaps_only,
-        };
-        let content_type = if csv {
-            "text/csv"
-        } else {
-            "application/x-ndjson"
-        };
-        let render = move |rows: &[Row], first: bool| -> Bytes {
-            let mut out = String::new();
-            if csv && first {
-                out.push_str(Row::CSV_HEADER);
-            }
-            for r in rows {
-                out.push_str(&if csv { r.csv_line() } else { r.json_line() });
-            }
-            Bytes::from(out)
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
-        let gw = Arc::clone(&self.gateway);
-        let (head_tx, head_rx) = tokio::sync::oneshot::channel::<Result<Option<String>, String>>();
-        let mut head_tx = Some(head_tx);
-        tokio::task::spawn_blocking(move || {
-            let (profile_of, backend_of) = lookups(&gw);
-            let index: &dyn LockIndex = gw.locks.index.as_ref();
-            let mut cursor = cursor;
-            let mut first = true;
-            loop {
-                let now = gw.locks.now();
-                let cx = Context {
-                    now,
-                    profile_of: &profile_of,
-                    backend_of: &backend_of,
-                };
-                let step = limit.unwrap_or(audit::PAGE);
-                let (rows, next) = match audit::page(index, &filter, &cx, cursor, step) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        if let Some(head) = head_tx.take() {
-                            let _ = head.send(Err(e.to_string()));
-                        } else {
-                            // Cut the stream: a truncated export must not look complete.
-                            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                        }
-                        return;
-                    }
-                };
-                if let Some(head) = head_tx.take() {
-                    let header = if limit.is_some() {
-                        next.as_ref().map(Cursor::encode)
+            let step = limit.unwrap_or(audit::PAGE);
+            let (rows, next) = match audit::page(index, &filter, &cx, cursor, step) {
+                Ok(p) => p,
+                Err(e) => {
+                    if let Some(head) = head_tx.take() {
+                        let _ = head.send(Err(e.to_string()));
                     } else {
-                        None
-                    };
-                    if head.send(Ok(header)).is_err() {
-                        return;
+                        // Cut the stream: a truncated export must not look complete.
+                        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
                     }
-                }
-                let chunk = render(&rows, first);
-                first = false;
-                if !chunk.is_empty() && tx.blocking_send(Ok(Frame::data(chunk))).is_err() {
                     return;
                 }
-                match next {
-                    Some(n) if limit.is_none() => cursor = Some(n),
-                    _ => return,
+            };
+            if let Some(head) = head_tx.take() {
+                let header = if limit.is_some() {
+                    next.as_ref().map(Cursor::encode)
+                } else {
+                    None
+                };
+                if head.send(Ok(header)).is_err() {
+                    return;
                 }
             }
-        });
-        match head_rx.await {
-            Ok(Ok(next)) => {
-                let stream = futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|item| (item, rx))
-                });
-                let body = StreamBody::new(stream)
-                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
-                    .boxed();
-                let mut r = Response::new(body);
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static(content_type),
-                );
-                if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-                    r.headers_mut().insert("x-wormgate-next-cursor", next);
-                }
-                r
+            let chunk = render(&rows, first);
+            first = false;
+            if !chunk.is_empty() && tx.blocking_send(Ok(Frame::data(chunk))).is_err() {
+                return;
             }
-            Ok(Err(e)) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("lock index: {e}\n"),
-            ),
-            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "audit task ended\n"),
+            match next {
+                Some(n) if limit.is_none() => cursor = Some(n),
+                _ => return,
+            }
         }
+    });
+    match head_rx.await {
+        Ok(Ok(next)) => {
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            let body = StreamBody::new(stream)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+                .boxed();
+            let mut r = Response::new(body);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            );
+            if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                r.headers_mut().insert("x-wormgate-next-cursor", next);
+            }
+            r
+        }
+        Ok(Err(e)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("lock index: {e}\n"),
+        ),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "audit task ended\n"),
     }
 }
 

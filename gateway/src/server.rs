@@ -219,7 +219,7 @@ impl Server {
     /// The admin and audit service, answering with bearer `token`.
     #[must_use]
     pub fn admin(&self, token: crate::config::Secret) -> crate::admin::Admin {
-        crate::admin::Admin::new(Arc::clone(&self.gateway), token)
+        crate::admin::Admin::new(&self.gateway, token)
     }
 
     /// Recreates the lock index from the backend (`wormgate index rebuild`).

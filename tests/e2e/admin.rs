@@ -8,13 +8,7 @@ use wormgate_tests::{ADMIN_TOKEN, Reply, Stack};
 const DAY: i64 = 86_400;
 
 async fn get(stack: &Stack, path_and_query: &str, token: Option<&str>) -> Reply {
-    let mut req = http::Request::builder()
-        .method("GET")
-        .uri(format!("http://{}{path_and_query}", stack.admin_addr));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    wormgate_tests::send(req.body(wormgate_tests::empty_raw_body()).expect("request")).await
+    stack.admin_get(path_and_query, token).await
 }
 
 fn lines(reply: &Reply) -> Vec<serde_json::Value> {

@@ -8,49 +8,14 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode};
 use chrono::TimeDelta;
-use wormgate::config::OssSettings;
-use wormgate::oss::worm::WormClient;
 use wormgate_tests::locks::{in_secs, outcome, put_locked};
 use wormgate_tests::oss::OssBackend;
-use wormgate_tests::{ADMIN_TOKEN, Stack, oss_settings, s3_client, unique_bucket};
+use wormgate_tests::{ADMIN_TOKEN, Stack};
 
 const DAY: i64 = 86_400;
 
-/// A bucket on the stand-in with a locked WORM policy of `days`.
-async fn worm_bucket(oss: &OssBackend, days: u32) -> String {
-    let bucket = unique_bucket("oss");
-    s3_client(
-        &oss.endpoint(),
-        &oss.store.access_key,
-        oss.store.secret_key.expose(),
-    )
-    .create_bucket()
-    .bucket(&bucket)
-    .send()
-    .await
-    .expect("create bucket on the store");
-    let settings: OssSettings = oss_settings(oss);
-    let worm = WormClient::new(&settings, std::time::Duration::from_secs(5)).expect("client");
-    let id = worm
-        .initiate(&bucket, days)
-        .await
-        .expect("InitiateBucketWorm");
-    worm.complete(&bucket, &id)
-        .await
-        .expect("CompleteBucketWorm");
-    bucket
-}
-
-/// GET on the admin listener with the test token; status and body.
 async fn admin_get(stack: &Stack, path_and_query: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = http::Request::builder()
-        .method("GET")
-        .uri(format!("http://{}{path_and_query}", stack.admin_addr));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let reply =
-        wormgate_tests::send(req.body(wormgate_tests::empty_raw_body()).expect("request")).await;
+    let reply = stack.admin_get(path_and_query, token).await;
     (reply.status, reply.body)
 }
 
@@ -72,7 +37,7 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
     Box::pin(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let oss = OssBackend::start(dir.path()).await;
-        let bucket = worm_bucket(&oss, 14).await;
+        let bucket = oss.bucket_with_worm("oss", 14).await;
         let stack = Stack::start_oss(&oss, &[&bucket], None).await;
         let s3 = stack.gateway();
 
@@ -188,7 +153,7 @@ async fn auto_extend_raises_the_bucket_period_within_its_cap_and_never_lowers_it
     Box::pin(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let oss = OssBackend::start(dir.path()).await;
-        let bucket = worm_bucket(&oss, 14).await;
+        let bucket = oss.bucket_with_worm("oss", 14).await;
         let stack = Stack::start_oss(&oss, &[&bucket], Some(60)).await;
         let s3 = stack.gateway();
 

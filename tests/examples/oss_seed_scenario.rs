@@ -8,41 +8,21 @@
 
 use aws_sdk_s3::types::ObjectLockMode;
 use chrono::TimeDelta;
-use wormgate::oss::worm::WormClient;
 use wormgate_tests::locks::{in_secs, outcome, put_locked};
 use wormgate_tests::oss::OssBackend;
-use wormgate_tests::{ADMIN_TOKEN, Stack, oss_settings, s3_client, unique_bucket};
+use wormgate_tests::{ADMIN_TOKEN, Stack};
 
 const DAY: i64 = 86_400;
 
 async fn admin(stack: &Stack, path: &str) -> String {
-    let req = http::Request::builder()
-        .uri(format!("http://{}{path}", stack.admin_addr))
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-        .body(wormgate_tests::empty_raw_body())
-        .expect("request");
-    wormgate_tests::send(req).await.body
+    stack.admin_get(path, Some(ADMIN_TOKEN)).await.body
 }
 
 async fn scenario(auto_extend: Option<u32>) {
     println!("\n=== auto_extend_up_to_days = {auto_extend:?}");
     let dir = tempfile::tempdir().expect("tempdir");
     let oss = OssBackend::start(dir.path()).await;
-    let bucket = unique_bucket("backups");
-    s3_client(
-        &oss.endpoint(),
-        &oss.store.access_key,
-        oss.store.secret_key.expose(),
-    )
-    .create_bucket()
-    .bucket(&bucket)
-    .send()
-    .await
-    .expect("bucket");
-    let worm =
-        WormClient::new(&oss_settings(&oss), std::time::Duration::from_secs(5)).expect("client");
-    let id = worm.initiate(&bucket, 14).await.expect("initiate");
-    worm.complete(&bucket, &id).await.expect("complete");
+    let bucket = oss.bucket_with_worm("backups", 14).await;
     println!("OSS: bucket {bucket}, WORM policy Locked, 14 days");
 
     let stack = Stack::start_oss(&oss, &[&bucket], auto_extend).await;

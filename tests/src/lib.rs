@@ -322,6 +322,17 @@ impl Stack {
         bucket
     }
 
+    /// GET on the admin listener, with `token` as the bearer if given.
+    pub async fn admin_get(&self, path_and_query: &str, token: Option<&str>) -> Reply {
+        let mut req = http::Request::builder()
+            .method("GET")
+            .uri(format!("http://{}{path_and_query}", self.admin_addr));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        send(req.body(empty_raw_body()).expect("request")).await
+    }
+
     #[must_use]
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.gateway_addr)

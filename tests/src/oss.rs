@@ -223,6 +223,38 @@ impl OssBackend {
             .fetch_add(by.num_seconds(), Ordering::SeqCst);
     }
 
+    /// Creates a bucket on the store and gives it a WORM policy of `days`, locked (through
+    /// wormgate's own BucketWorm client, so its signature is checked by the stand-in).
+    ///
+    /// # Panics
+    /// When either step fails.
+    pub async fn bucket_with_worm(&self, prefix: &str, days: u32) -> String {
+        let bucket = crate::unique_bucket(prefix);
+        crate::s3_client(
+            &self.endpoint(),
+            &self.store.access_key,
+            self.store.secret_key.expose(),
+        )
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket on the store");
+        let worm = wormgate::oss::worm::WormClient::new(
+            &crate::oss_settings(self),
+            std::time::Duration::from_secs(5),
+        )
+        .expect("BucketWorm client");
+        let id = worm
+            .initiate(&bucket, days)
+            .await
+            .expect("InitiateBucketWorm");
+        worm.complete(&bucket, &id)
+            .await
+            .expect("CompleteBucketWorm");
+        bucket
+    }
+
     /// How many ExtendBucketWorm calls succeeded.
     #[must_use]
     pub fn extends(&self) -> usize {
