@@ -22,17 +22,6 @@ use crate::lock_xml;
 use crate::oss::worm::{BucketWorm, MAX_PERIOD_DAYS, WormState};
 use crate::proxy::Gateway;
 
-/// What happened when a wanted date was set against the backend's floor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coverage {
-    /// The backend's period already covers the date.
-    Covered,
-    /// The bucket's period was raised to this many days.
-    Extended(u32),
-    /// The date outlives what the backend protects; the gateway alone enforces the rest.
-    Gap,
-}
-
 impl Gateway {
     /// Reads the bucket's policy from OSS, remembers it, and records it in the index (so that
     /// the offline audit knows the period too). `None`: the bucket has no policy.
@@ -79,16 +68,12 @@ impl Gateway {
     }
 
     /// Makes the backend protect a version last modified at `since` for as long as `lock`
-    /// wants, where the configuration allows; reports what it did.
-    pub(crate) async fn cover(
-        &self,
-        bucket: &str,
-        since: DateTime<Utc>,
-        lock: &ObjectLock,
-    ) -> Coverage {
+    /// wants, where the configuration allows; where it does not, logs the gap (the audit
+    /// reports it from the index).
+    pub(crate) async fn cover(&self, bucket: &str, since: DateTime<Utc>, lock: &ObjectLock) {
         let now = self.locks.now();
         if !lock.protects_at(now) {
-            return Coverage::Covered;
+            return;
         }
         // A legal hold has no end: no period covers it.
         let until = match (lock.legal_hold, lock.retention) {
@@ -107,7 +92,7 @@ impl Gateway {
         };
         let retention = worm.retention();
         if retention.floor(since, now).is_some_and(|f| f >= until) {
-            return Coverage::Covered;
+            return;
         }
         let needed = BackendRetention::days_needed(since, until);
         let Some(cap) = self.locks.settings().auto_extend_up_to_days else {
@@ -143,15 +128,13 @@ impl Gateway {
                     w.period_days = days;
                     self.locks.worms.insert(bucket.to_owned(), w);
                 }
-                Coverage::Extended(days)
             }
             Err(e) => self.gap(bucket, lock, &format!("ExtendBucketWorm failed: {e}")),
         }
     }
 
-    fn gap(&self, bucket: &str, lock: &ObjectLock, why: &str) -> Coverage {
+    fn gap(&self, bucket: &str, lock: &ObjectLock, why: &str) {
         tracing::warn!(target: "wormgate::audit", %bucket, until = ?lock.retention.map(|r| r.until), hold = ?lock.legal_hold, why, "retention outlives the backend's bucket retention: the gateway alone enforces the rest");
-        Coverage::Gap
     }
 }
 
