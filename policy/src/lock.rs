@@ -307,6 +307,40 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_period_covers_whole_days_and_ends_when_an_unlocked_policy_lapses() {
+        let since = at("2026-01-01T00:00:00Z");
+        assert_eq!(
+            BackendRetention::days_needed(since, at("2026-01-31T00:00:00Z")),
+            30
+        );
+        assert_eq!(
+            BackendRetention::days_needed(since, at("2026-01-31T00:00:01Z")),
+            31
+        );
+        assert_eq!(
+            BackendRetention::days_needed(since, at("2025-12-31T00:00:00Z")),
+            0
+        );
+        let locked = BackendRetention {
+            period_days: 14,
+            locked: true,
+            lapses_at: None,
+        };
+        let far = at("2030-01-01T00:00:00Z");
+        assert_eq!(locked.floor(since, far), Some(at("2026-01-15T00:00:00Z")));
+        let unlocked = BackendRetention {
+            locked: false,
+            lapses_at: Some(at("2026-01-02T00:00:00Z")),
+            ..locked
+        };
+        assert_eq!(
+            unlocked.floor(since, at("2026-01-01T12:00:00Z")),
+            Some(at("2026-01-15T00:00:00Z"))
+        );
+        assert_eq!(unlocked.floor(since, at("2026-01-02T00:00:00Z")), None);
+    }
+
+    #[test]
     fn years_follow_the_calendar() {
         assert_eq!(
             Period::Years(1).end_from(at("2024-02-29T12:00:00Z")),
