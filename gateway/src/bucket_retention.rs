@@ -13,7 +13,6 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use policy::index::BucketRecord;
 use policy::lock::{BackendRetention, LegalHold, ObjectLock};
 use s3s::{Body, S3Response};
 
@@ -47,15 +46,7 @@ impl Gateway {
             }
         }
         let backend = worm.as_ref().map(BucketWorm::retention);
-        let mut record = self
-            .locks
-            .index
-            .bucket(bucket)?
-            .unwrap_or_else(|| BucketRecord::new(policy::lock::BucketLock::default()));
-        if record.backend != backend {
-            record.backend = backend;
-            self.locks.index.put_bucket(bucket, &record)?;
-        }
+        self.locks.update_bucket(bucket, |r| r.backend = backend)?;
         Ok(worm)
     }
 

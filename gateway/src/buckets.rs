@@ -5,7 +5,6 @@
 //! configuration lives in the gateway's index, since the backend has no place for it.
 
 use http::{Method, StatusCode};
-use policy::index::BucketRecord;
 use policy::lock::Profile;
 use policy::rules::{Action, BucketContents};
 use s3s::{Body, S3Response};
@@ -46,13 +45,13 @@ impl Gateway {
         }
         let resp = self.forward(&mut call, headers, permit).await?;
         if resp.status().is_success() && lock_enabled && !native {
-            self.locks.index.put_bucket(
-                &bucket,
-                &BucketRecord::new(policy::lock::BucketLock {
+            // What the index knows of the backend's own retention stays.
+            self.locks.update_bucket(&bucket, |r| {
+                r.lock = policy::lock::BucketLock {
                     enabled: true,
                     default_retention: None,
-                }),
-            )?;
+                };
+            })?;
         }
         self.locks.forget_bucket(&bucket);
         Ok(reply(resp))
@@ -97,17 +96,12 @@ impl Gateway {
             )));
         }
         // What the index knows of the backend's own retention stays.
-        let mut record = self
-            .locks
-            .index
-            .bucket(&bucket)?
-            .unwrap_or_else(|| BucketRecord::new(lock));
-        record.lock = lock;
-        if bucket_facts.profile == Profile::BucketRetention {
+        let retention_backend = bucket_facts.profile == Profile::BucketRetention;
+        self.locks.update_bucket(&bucket, |r| {
+            r.lock = lock;
             // The backend's bucket retention is the lock; it cannot be switched off.
-            record.lock.enabled = true;
-        }
-        self.locks.index.put_bucket(&bucket, &record)?;
+            r.lock.enabled |= retention_backend;
+        })?;
         Ok(ok_empty())
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use http::{HeaderMap, Method, StatusCode};
-use policy::index::{LockIndex, LockRecord, LockSource};
+use policy::index::{BucketRecord, LockIndex, LockRecord, LockSource};
 use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
 use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, VersionState, decide};
 use s3s::{Body, S3Response};
@@ -122,6 +122,24 @@ impl Locks {
             worm: Some(worm),
             ..self
         }
+    }
+
+    /// Changes a bucket's record in the index (a fresh one if it has none), keeping what the
+    /// change does not touch; writes only when something changed.
+    pub(crate) fn update_bucket(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketRecord),
+    ) -> Result<(), GatewayError> {
+        let old = self.index.bucket(bucket)?;
+        let mut record = old
+            .clone()
+            .unwrap_or_else(|| BucketRecord::new(BucketLock::default()));
+        change(&mut record);
+        if old.as_ref() != Some(&record) {
+            self.index.put_bucket(bucket, &record)?;
+        }
+        Ok(())
     }
 
     #[must_use]
