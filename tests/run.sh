@@ -11,6 +11,7 @@ missing=()
 command -v rclone >/dev/null || missing+=(rclone)
 command -v restic >/dev/null || missing+=(restic)
 command -v curl >/dev/null || missing+=(curl)
+command -v faketime >/dev/null || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -23,10 +24,11 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== unit and black-box tests"
+# The sidecar tests run the binary itself (signals, kill -9, faketime).
+cargo build -p wormgate --quiet
 cargo test --workspace
 
 echo "== real clients through wormgate serve"
-cargo build -p wormgate --quiet
 bash tests/clients.sh
 
 echo "== streaming memory"

@@ -306,7 +306,19 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let admin = tokio::spawn(server.admin(token).run(admin_listener, async {
         let _ = admin_stopped.await;
     }));
-    server.run(listener, shutdown_signal()).await?;
+    let closer = server.closer();
+    let first_signal = async move {
+        shutdown_signal().await;
+        // A second signal: stop now. Every acknowledged lock is already durable; flush the
+        // rest and leave without waiting for the uploads still in flight.
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::warn!("second signal: stopping at once, in-flight requests are cut off");
+            closer.close();
+            std::process::exit(1);
+        });
+    };
+    server.run(listener, first_signal).await?;
     let _ = stop_admin.send(());
     let _ = admin.await;
     tracing::info!("stopped");
@@ -334,5 +346,7 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    tracing::info!(
+        "shutting down: no new connections, draining in-flight requests (a second signal stops at once)"
+    );
 }

@@ -27,8 +27,8 @@ use crate::rebuild::RebuildReport;
 use policy::index::{LockIndex, SledIndex};
 use policy::lock::Profile;
 
-/// How long in-flight requests may run on after shutdown is asked for.
-const DRAIN_GRACE: Duration = Duration::from_secs(30);
+/// How often the clock's high-water mark is written to disk (when it moved).
+const MARK_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -42,6 +42,8 @@ pub enum StartError {
     Tls(String),
     #[error("start-up probe: {0}")]
     Probe(String),
+    #[error("clock high-water mark: {0}")]
+    Clock(String),
     #[error("lock index: {0}")]
     Index(#[from] policy::index::IndexError),
 }
@@ -69,6 +71,16 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn crate::clock::Clock>>,
 }
 
+/// Persists the clock's mark and flushes the index: for a stop that cannot wait for `run` to
+/// return (a second signal).
+pub struct Closer(Arc<Gateway>);
+
+impl Closer {
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
+
 /// A gateway ready to serve.
 pub struct Server {
     service: S3Service,
@@ -78,6 +90,8 @@ pub struct Server {
     /// The users clients may sign as (the generated one included).
     pub users: Vec<User>,
     gateway: Arc<Gateway>,
+    /// How long in-flight requests may run on after shutdown is asked for.
+    grace: Duration,
 }
 
 impl Server {
@@ -138,10 +152,13 @@ impl Server {
             Some(index) => index,
             None => open_index(&settings.locks.index_dir)?,
         };
-        let mut locks = Locks::new(index, settings.locks.clone());
-        if let Some(clock) = clock {
-            locks = locks.with_clock(clock);
-        }
+        let time = crate::clock::TrustedTime::new(
+            clock.unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
+            Some(&settings.locks.index_dir),
+            settings.locks.clock_tolerance_secs,
+        )
+        .map_err(|e| StartError::Clock(e.to_string()))?;
+        let mut locks = Locks::new(index, settings.locks.clone()).with_time(Arc::new(time));
         if let Some(oss) = &settings.oss {
             locks = locks.with_worm(WormClient::new(
                 oss,
@@ -213,7 +230,14 @@ impl Server {
             _embedded: embedded,
             users,
             gateway,
+            grace: Duration::from_secs(settings.shutdown_grace_secs),
         })
+    }
+
+    /// What leaves the gateway's state whole on the way out (see `Closer`).
+    #[must_use]
+    pub fn closer(&self) -> Closer {
+        Closer(Arc::clone(&self.gateway))
     }
 
     /// The admin and audit service, answering with bearer `token`.
@@ -265,7 +289,21 @@ impl Server {
                 Ok::<_, s3s::HttpError>(resp)
             }
         });
-        serve(listener, self.tls, handler, shutdown).await
+        let time = Arc::clone(&self.gateway.locks.time);
+        let keeper = tokio::spawn(async move {
+            let mut every = tokio::time::interval(MARK_EVERY);
+            loop {
+                every.tick().await;
+                let time = Arc::clone(&time);
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || time.persist()).await {
+                    tracing::warn!(error = %e, "cannot persist the clock's high-water mark");
+                }
+            }
+        });
+        let served = serve(listener, self.tls, handler, shutdown, self.grace).await;
+        keeper.abort();
+        self.gateway.close();
+        served
     }
 }
 
@@ -275,6 +313,7 @@ pub(crate) async fn serve<S>(
     tls: Option<TlsAcceptor>,
     service: S,
     shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) -> std::io::Result<()>
 where
     S: hyper::service::Service<
@@ -346,11 +385,14 @@ where
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_GRACE, graceful.shutdown())
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("in-flight requests did not finish within the grace period");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "in-flight requests did not finish within the grace period"
+        );
     }
     Ok(())
 }
