@@ -72,6 +72,15 @@ enum IndexAction {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Compare the index with the backend and list every difference, changing nothing: `lost`
+    /// (an active lock in the index, no version on the backend), `unindexed`, `index-weaker`,
+    /// `index-stricter`, `pending` (a write whose outcome was never seen). Exits 1 when a lock
+    /// is lost or weaker than the backend's, 0 otherwise.
+    Verify {
+        /// TOML configuration file, the same one `serve` uses.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,6 +100,9 @@ fn main() -> anyhow::Result<()> {
         Command::Index {
             action: IndexAction::Rebuild { config },
         } => runtime.block_on(rebuild(config)),
+        Command::Index {
+            action: IndexAction::Verify { config },
+        } => runtime.block_on(verify(config)),
         Command::Audit {
             config,
             format,
@@ -246,6 +258,79 @@ async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {
     );
     if report.unreadable > 0 {
         anyhow::bail!("{} versions had an unreadable lock", report.unreadable);
+    }
+    Ok(())
+}
+
+async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
+    use wormgate::verify::FindingKind;
+    let settings = settings_from(config.as_ref())?;
+    let server = Server::new(&settings).await.context("cannot start")?;
+    let report = server
+        .verify_index()
+        .await
+        .context("index verify could not finish")?;
+    let show = |l: Option<policy::lock::ObjectLock>| {
+        let Some(l) = l else {
+            return "-".to_owned();
+        };
+        let mut parts = Vec::new();
+        if let Some(r) = l.retention {
+            parts.push(format!(
+                "{} until {}",
+                r.mode.as_s3(),
+                r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        if l.legal_hold == policy::lock::LegalHold::On {
+            parts.push("legal hold".to_owned());
+        }
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(" + ")
+        }
+    };
+    for f in &report.findings {
+        let o = &f.object;
+        println!(
+            "{:<15} {}/{}{} index: {} backend: {}{}",
+            f.kind.as_str(),
+            o.bucket,
+            o.key,
+            o.version_id
+                .as_deref()
+                .map_or_else(String::new, |v| format!(" (version {v})")),
+            show(f.index),
+            show(f.backend),
+            match (f.kind, f.present) {
+                (FindingKind::Pending, Some(true)) => " object present",
+                (FindingKind::Pending, _) => " object absent (the write never reached the backend)",
+                _ => "",
+            }
+        );
+    }
+    let kinds = [
+        FindingKind::Lost,
+        FindingKind::Unindexed,
+        FindingKind::IndexWeaker,
+        FindingKind::IndexStricter,
+        FindingKind::Pending,
+    ];
+    let counts: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{} {}", report.count(*k), k.as_str()))
+        .collect();
+    println!(
+        "verified {} buckets, {} versions: {} agree, {} unreadable, {}",
+        report.buckets,
+        report.versions,
+        report.agree,
+        report.unreadable,
+        counts.join(", ")
+    );
+    if report.has_loss() {
+        anyhow::bail!("the index and the backend disagree in a way that weakens a lock");
     }
     Ok(())
 }

@@ -254,6 +254,16 @@ impl Server {
         self.gateway.rebuild_index().await
     }
 
+    /// Compares the lock index with the backend (`wormgate index verify`); changes nothing.
+    ///
+    /// # Errors
+    /// The backend cannot be listed or the index cannot be read.
+    pub async fn verify_index(
+        &self,
+    ) -> Result<crate::verify::VerifyReport, crate::error::GatewayError> {
+        self.gateway.verify_index().await
+    }
+
     /// Whether the listener speaks HTTPS.
     #[must_use]
     pub fn is_tls(&self) -> bool {

@@ -33,9 +33,12 @@ pub fn wormgate_bin() -> PathBuf {
 
 /// An s3s-fs store on 127.0.0.1, in this process, with the test backend's keys. `skew_secs`
 /// is how far a request's signing time may be from this store's clock (s3s's default is 900).
+/// `stop` is a hard outage: the listener and every open connection go at once.
 pub struct Store {
     pub addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    root: PathBuf,
+    skew_secs: u32,
+    tasks: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
 }
 
 impl Store {
@@ -54,26 +57,49 @@ impl Store {
             std::sync::Arc::new(config),
         )));
         let service = builder.build();
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind store");
+        let mut listener = None;
+        for _ in 0..100 {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let listener = listener.expect("bind store");
         let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let conns = std::sync::Arc::clone(&tasks);
+        tasks.lock().expect("tasks").spawn(async move {
             loop {
-                let (stream, _) = tokio::select! {
-                    r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
-                    _ = &mut stopped => return,
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
                 };
                 let service = service.clone();
-                tokio::spawn(async move {
+                conns.lock().expect("tasks").spawn(async move {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Self { addr, _stop: stop }
+        Self {
+            addr,
+            root: root.to_owned(),
+            skew_secs,
+            tasks,
+        }
+    }
+
+    /// A hard outage: the listener and every connection close now.
+    pub fn stop(&self) {
+        self.tasks.lock().expect("tasks").abort_all();
+    }
+
+    /// The store again, on the same port and directory (after `stop`).
+    pub async fn restart(&self) -> Self {
+        Self::start(&self.root, self.addr, self.skew_secs).await
     }
 
     #[must_use]
@@ -102,6 +128,30 @@ pub fn faketime(offset: &str) -> Vec<(String, String)> {
         ("FAKETIME".to_owned(), offset.to_owned()),
         ("FAKETIME_NO_CACHE".to_owned(), "1".to_owned()),
     ]
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `wormgate <args> --config config` to its end: exit success and stdout.
+///
+/// # Panics
+/// When the binary cannot be run.
+pub async fn run_cli(args: &[&str], config: &Path) -> (bool, String) {
+    let out = tokio::process::Command::new(wormgate_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("WORMGATE_LOG", "warn")
+        .output()
+        .await
+        .expect("run wormgate");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
 
 /// The keys of the store behind the gateway (only the gateway holds them).
