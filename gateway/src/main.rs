@@ -23,8 +23,21 @@ enum Command {
     /// store under ./wormgate-data. Environment variables (WORMGATE_*) override the file.
     Serve {
         /// TOML configuration file (see configs/).
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Validate a configuration, probe the backend (and OSS's WORM policies), and print what
+    /// each bucket's profile will enforce. Touches no index: safe beside a running gateway.
+    CheckConfig {
+        /// TOML configuration file; environment variables (WORMGATE_*) apply as for `serve`.
+        #[arg(env = "WORMGATE_CONFIG")]
+        file: PathBuf,
+    },
+    /// Exit 0 if the admin listener at ADDR answers /healthz with 200 (a container's
+    /// HEALTHCHECK; no curl needed in the image).
+    Health {
+        #[arg(default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
     },
     /// Work on the lock index (stop `wormgate serve` first: the index is one process's).
     Index {
@@ -35,7 +48,7 @@ enum Command {
     /// its admin listener's /audit routes instead).
     Audit {
         /// TOML configuration file, the same one `serve` uses.
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
         /// table, csv or jsonl.
         #[arg(long, default_value = "table")]
@@ -69,7 +82,7 @@ enum IndexAction {
     /// or wormgate's metadata), so listing and reading every object rebuilds it.
     Rebuild {
         /// TOML configuration file, the same one `serve` uses.
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Compare the index with the backend and list every difference, changing nothing: `lost`
@@ -78,7 +91,7 @@ enum IndexAction {
     /// is lost or weaker than the backend's, 0 otherwise.
     Verify {
         /// TOML configuration file, the same one `serve` uses.
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
     },
 }
@@ -97,6 +110,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::CheckConfig { file } => runtime.block_on(check_config(&file)),
+        Command::Health { addr } => runtime.block_on(health(addr)),
         Command::Index {
             action: IndexAction::Rebuild { config },
         } => runtime.block_on(rebuild(config)),
@@ -239,6 +254,68 @@ fn settings_from(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
         None => FileConfig::default(),
     };
     Settings::resolve(file, &ProcessEnv).context("invalid configuration")
+}
+
+async fn health(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await?;
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    })
+    .await
+    .context("no answer within 5 s")?
+    .with_context(|| format!("cannot reach {addr}"))?;
+    if !head_is_ok(&answer) {
+        anyhow::bail!("{addr}/healthz: {}", String::from_utf8_lossy(&answer));
+    }
+    println!("ok");
+    Ok(())
+}
+
+fn head_is_ok(status_line: &[u8]) -> bool {
+    status_line.starts_with(b"HTTP/1.") && status_line.ends_with(b" 200")
+}
+
+async fn check_config(file: &PathBuf) -> anyhow::Result<()> {
+    let settings = settings_from(Some(file))?;
+    println!("{}: valid", file.display());
+    match &settings.backend {
+        BackendSettings::Embedded => println!(
+            "backend: embedded local store under {}",
+            settings.data_dir.display()
+        ),
+        BackendSettings::Remote(r) => println!("backend: {} (region {})", r.url, r.region),
+    }
+    println!(
+        "listen: {}{}; admin: {}; lock index: {}",
+        settings.listen,
+        if settings.tls.is_some() { " (TLS)" } else { "" },
+        settings.admin.listen,
+        settings.locks.index_dir.display()
+    );
+    let overrides = wormgate::server::Overrides {
+        index: Some(std::sync::Arc::new(policy::index::MemoryIndex::new())),
+        clock: None,
+    };
+    let server = Server::build(&settings, overrides)
+        .await
+        .context("the start-up probe failed")?;
+    let lines = server
+        .describe_buckets()
+        .await
+        .context("the backend cannot be listed with these keys")?;
+    println!(
+        "buckets not listed below: {}",
+        settings.locks.default_profile.as_str()
+    );
+    for line in lines {
+        println!("  {line}");
+    }
+    Ok(())
 }
 
 async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {

@@ -264,6 +264,40 @@ impl Server {
         self.gateway.verify_index().await
     }
 
+    /// What each bucket's profile will enforce, one line per bucket: the backend's buckets and
+    /// the configured ones (`wormgate check-config`). Lists the backend, so it also shows that
+    /// the backend answers with these keys.
+    ///
+    /// # Errors
+    /// The backend cannot be listed.
+    pub async fn describe_buckets(&self) -> Result<Vec<String>, crate::error::GatewayError> {
+        let gw = &self.gateway;
+        let mut buckets: std::collections::BTreeSet<String> =
+            gw.bucket_names().await?.into_iter().collect();
+        buckets.extend(gw.locks.settings().bucket_profiles.keys().cloned());
+        let mut lines = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let what = match gw.locks.profile_of(&bucket) {
+                Profile::Gateway => "gateway: the backend has no lock of its own; wormgate enforces every lock (index, and metadata on each object)".to_owned(),
+                Profile::Native => "native: the backend's S3 Object Lock enforces, and wormgate enforces too".to_owned(),
+                Profile::BucketRetention => match gw.locks.worms.get(&bucket) {
+                    Some(w) => format!(
+                        "bucket-retention: OSS WORM policy {} of {} days keeps every object; wormgate enforces per-object dates beyond it ({})",
+                        w.state.as_str(),
+                        w.period_days,
+                        match gw.locks.settings().auto_extend_up_to_days {
+                            Some(d) => format!("raising the period up to {d} days when a date needs it"),
+                            None => "longer dates are reported as gaps".to_owned(),
+                        }
+                    ),
+                    None => "bucket-retention: no WORM policy known".to_owned(),
+                },
+            };
+            lines.push(format!("{bucket}: {what}"));
+        }
+        Ok(lines)
+    }
+
     /// Whether the listener speaks HTTPS.
     #[must_use]
     pub fn is_tls(&self) -> bool {

@@ -571,3 +571,39 @@ async fn a_backend_outage_gives_503_and_loses_no_acknowledged_lock() {
     })
     .await;
 }
+
+/// `check-config` validates, probes the backend and says what each bucket gets; `health`
+/// answers for a running gateway and fails for a stopped one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_health() {
+    Box::pin(async {
+        let (dir, store, config) = fixture(900).await;
+        let mut gw = Gateway::start(&config, &[]).await;
+        let bucket = lock_bucket(&gw.client(), "checked").await;
+        let admin = gw.admin.trim_start_matches("http://").to_owned();
+        let (ok, out) = process::run_args(&["health", &admin]).await;
+        assert!(ok, "{out}");
+        // Beside the running gateway: check-config touches no index.
+        let (ok, out) = process::run_args(&["check-config", &config.display().to_string()]).await;
+        assert!(ok, "{out}");
+        assert!(out.contains("valid"), "{out}");
+        assert!(out.contains(&format!("{}", store.url())), "{out}");
+        assert!(
+            out.contains(&format!("{bucket}: gateway: the backend has no lock")),
+            "{out}"
+        );
+        stop_cleanly(&mut gw).await;
+        let (ok, out) = process::run_args(&["health", &admin]).await;
+        assert!(!ok, "health of a stopped gateway: {out}");
+
+        // A typo never passes, and an unreachable backend is named.
+        let bad = dir.path().join("typo.toml");
+        std::fs::write(&bad, "[locks]\nprofle = \"gateway\"\n").expect("write");
+        let (ok, out) = process::run_args(&["check-config", &bad.display().to_string()]).await;
+        assert!(!ok && out.contains("profle"), "{out}");
+        drop(store);
+        let (ok, out) = process::run_args(&["check-config", &config.display().to_string()]).await;
+        assert!(!ok && out.contains("cannot be listed"), "{out}");
+    })
+    .await;
+}

@@ -136,15 +136,13 @@ impl Drop for Store {
     }
 }
 
-/// Runs `wormgate <args> --config config` to its end: exit success and stdout.
+/// Runs `wormgate <args>` to its end: exit success, stdout and stderr.
 ///
 /// # Panics
 /// When the binary cannot be run.
-pub async fn run_cli(args: &[&str], config: &Path) -> (bool, String) {
+pub async fn run_args(args: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new(wormgate_bin())
         .args(args)
-        .arg("--config")
-        .arg(config)
         .env("WORMGATE_LOG", "warn")
         .output()
         .await
@@ -152,6 +150,17 @@ pub async fn run_cli(args: &[&str], config: &Path) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// Runs `wormgate <args> --config config` to its end: exit success, stdout and stderr.
+///
+/// # Panics
+/// When the binary cannot be run.
+pub async fn run_cli(args: &[&str], config: &Path) -> (bool, String) {
+    let config = config.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--config", config.as_str()]);
+    run_args(&all).await
 }
 
 /// The keys of the store behind the gateway (only the gateway holds them).
