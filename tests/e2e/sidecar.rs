@@ -587,7 +587,7 @@ async fn check_config_and_health() {
         let (ok, out) = process::run_args(&["check-config", &config.display().to_string()]).await;
         assert!(ok, "{out}");
         assert!(out.contains("valid"), "{out}");
-        assert!(out.contains(&format!("{}", store.url())), "{out}");
+        assert!(out.contains(&store.url()), "{out}");
         assert!(
             out.contains(&format!("{bucket}: gateway: the backend has no lock")),
             "{out}"
