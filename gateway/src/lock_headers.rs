@@ -154,6 +154,14 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// Removes the lock request headers: for a backend without object lock of its own, which
+/// would refuse them or, worse, ignore them.
+pub fn strip_requested(headers: &mut HeaderMap) {
+    for name in REQUEST_LOCK_HEADERS {
+        headers.remove(name);
+    }
+}
+
 /// Writes `lock` as the reserved metadata (replacing any).
 pub fn set_metadata(headers: &mut HeaderMap, lock: &ObjectLock) {
     for name in [META_MODE, META_RETAIN_UNTIL, META_LEGAL_HOLD] {

@@ -104,9 +104,7 @@ impl Gateway {
 
         let mut headers = backend_headers(&call.headers);
         if facts_of_bucket.profile != Profile::Native {
-            for name in lock_headers::REQUEST_LOCK_HEADERS {
-                headers.remove(name);
-            }
+            lock_headers::strip_requested(&mut headers);
             if call.op == S3Op::CopyObject {
                 self.copy_keeps_source_metadata(&call, &mut headers, &lock)
                     .await?;
@@ -201,9 +199,7 @@ impl Gateway {
         let permit = self.decide(Action::StartUpload { lock }, &facts).await?;
         let mut headers = backend_headers(&call.headers);
         if facts_of_bucket.profile != Profile::Native {
-            for name in lock_headers::REQUEST_LOCK_HEADERS {
-                headers.remove(name);
-            }
+            lock_headers::strip_requested(&mut headers);
             lock_headers::set_metadata(&mut headers, &lock);
         }
         let resp = self.forward(&mut call, headers, permit).await?;
