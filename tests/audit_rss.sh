@@ -21,10 +21,7 @@ token=audit-rss-check-token-0123456789
 t0=$(date +%s)
 "$fill" "$work/data/index" "$rows" >/dev/null
 t1=$(date +%s)
-# glibc gives each thread that allocates its own arena and keeps it; which worker thread runs
-# an export varies from run to run, and so did the peak (193 MiB in one run, 270 in another,
-# the same code). Two arenas, as the sidecar image sets, make the figure the gateway's own.
-MALLOC_ARENA_MAX=2 WORMGATE_LISTEN=127.0.0.1:$port WORMGATE_DATA=$work/data WORMGATE_ADMIN_LISTEN=127.0.0.1:$aport \
+WORMGATE_LISTEN=127.0.0.1:$port WORMGATE_DATA=$work/data WORMGATE_ADMIN_LISTEN=127.0.0.1:$aport \
   WORMGATE_ADMIN_TOKEN=$token WORMGATE_ACCESS_KEY=auditcheck WORMGATE_SECRET_KEY=auditcheck-secret-0123 \
   "$bin" serve >"$work/gateway.out" 2>"$work/gateway.err" &
 gw=$!

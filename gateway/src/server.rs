@@ -333,22 +333,36 @@ impl Server {
                 Ok::<_, s3s::HttpError>(resp)
             }
         });
-        let time = Arc::clone(&self.gateway.locks.time);
-        let keeper = tokio::spawn(async move {
-            let mut every = tokio::time::interval(MARK_EVERY);
-            loop {
-                every.tick().await;
-                let time = Arc::clone(&time);
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || time.persist()).await {
-                    tracing::warn!(error = %e, "cannot persist the clock's high-water mark");
-                }
-            }
-        });
+        let (stop_keeper, keeper) = keep_mark(Arc::clone(&self.gateway.locks.time))?;
         let served = serve(listener, self.tls, handler, shutdown, self.grace).await;
-        keeper.abort();
+        drop(stop_keeper);
+        if keeper.join().is_err() {
+            tracing::error!("the clock mark keeper panicked");
+        }
         self.gateway.close();
         served
     }
+}
+
+/// Writes the clock's high-water mark every `MARK_EVERY` (when it moved) until the sender is
+/// dropped. One thread for the server's life: a blocking-pool task each time would start new
+/// threads, and with them new allocator arenas that raise the process's footprint.
+fn keep_mark(
+    time: Arc<crate::clock::TrustedTime>,
+) -> std::io::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("clock-mark".to_owned())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(MARK_EVERY)
+            {
+                if let Err(e) = time.persist() {
+                    tracing::warn!(error = %e, "cannot persist the clock's high-water mark");
+                }
+            }
+        })?;
+    Ok((stop, thread))
 }
 
 /// Accept loop shared by the gateway and the embedded store.
