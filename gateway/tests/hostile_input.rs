@@ -104,6 +104,9 @@ proptest! {
             let backend = target.backend_path();
             prop_assert!(clean(&backend), "path {path:?} became {backend:?}");
             prop_assert!(backend.starts_with('/'));
+            // The backend is asked for the very bucket and key the decision was about.
+            let again = Target::path_style(&backend);
+            prop_assert_eq!(again.as_ref(), Ok(&target), "path {:?} became {:?}", path, backend);
         }
         if let Some(q) = query.to_backend_string() {
             prop_assert!(clean(&q), "query {raw_query:?} became {q:?}");
