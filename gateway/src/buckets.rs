@@ -37,7 +37,9 @@ impl Gateway {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let facts = self.facts(&call, &bucket_facts);
-        let permit = self.decide(Action::CreateBucket { lock_enabled }, &facts)?;
+        let permit = self
+            .decide(Action::CreateBucket { lock_enabled }, &facts)
+            .await?;
         let mut headers = backend_headers(&call.headers);
         let native = bucket_facts.profile == Profile::Native;
         if !native {
@@ -66,7 +68,7 @@ impl Gateway {
         let lock = lock_xml::parse_lock_configuration(&body)?;
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let facts = self.facts(&call, &bucket_facts);
-        let permit = self.decide(Action::PutLockConfiguration, &facts)?;
+        let permit = self.decide(Action::PutLockConfiguration, &facts).await?;
         if bucket_facts.profile == Profile::Native {
             let mut headers = backend_headers(&call.headers);
             call.set_body(body, &mut headers);
@@ -141,7 +143,9 @@ impl Gateway {
         let suspend = lock_xml::suspends_versioning(&body)?;
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let facts = self.facts(&call, &bucket_facts);
-        let permit = self.decide(Action::PutVersioning { suspend }, &facts)?;
+        let permit = self
+            .decide(Action::PutVersioning { suspend }, &facts)
+            .await?;
         let mut headers = backend_headers(&call.headers);
         call.set_body(body, &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
@@ -159,13 +163,22 @@ impl Gateway {
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let mut facts = self.facts(&call, &bucket_facts);
         if matches!(action, Action::PutLifecycle | Action::DeleteBucket) {
-            facts.contents = if self.locks.index.holds_locks(&bucket, self.locks.now())? {
+            let now = self.locks.now();
+            facts.contents = if self.locks.index.holds_locks(&bucket, now)? {
                 BucketContents::HoldsLocks
             } else {
+                // Locks that were there and have ended: "no locks" rests on the clock.
+                if self
+                    .locks
+                    .index
+                    .holds_locks(&bucket, chrono::DateTime::<chrono::Utc>::MIN_UTC)?
+                {
+                    self.confirm_time(now).await?;
+                }
                 BucketContents::NoLocks
             };
         }
-        let permit = self.decide(action, &facts)?;
+        let permit = self.decide(action, &facts).await?;
         let headers = backend_headers(&call.headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         if action == Action::DeleteBucket && resp.status().is_success() {

@@ -93,6 +93,10 @@ pub struct LocksSection {
     /// bucket period, raise that period (only ever up) if the new period is at most this many
     /// days. Unset: never extend; the gateway enforces the date and the audit reports the gap.
     pub auto_extend_up_to_days: Option<u32>,
+    /// How far the backend's clock (its `Date` header) may be from the gateway's when a lock
+    /// is treated as ended, in seconds (default 300, at most 3600). Beyond it, a request that
+    /// a lock's end would let through is refused with 503.
+    pub clock_tolerance_secs: Option<u32>,
 }
 
 /// `[server]`
@@ -113,6 +117,9 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// After SIGTERM, how long uploads and downloads in flight may run on before the gateway
+    /// stops anyway, in seconds (default 30). Env: `WORMGATE_SHUTDOWN_GRACE_SECS`.
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// `[backend]`
@@ -212,6 +219,7 @@ pub struct LockSettings {
     pub index_dir: PathBuf,
     pub max_retention_days: u32,
     pub auto_extend_up_to_days: Option<u32>,
+    pub clock_tolerance_secs: u32,
 }
 
 impl LockSettings {
@@ -283,6 +291,8 @@ pub struct Settings {
     /// Timeouts used with the embedded store, and defaults for a remote one.
     pub connect_timeout_secs: u64,
     pub response_timeout_secs: u64,
+    /// After a shutdown signal, how long requests in flight may run on.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -398,6 +408,12 @@ impl Settings {
             }
         };
 
+        let shutdown_grace_secs = match env.var("WORMGATE_SHUTDOWN_GRACE_SECS") {
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError::Invalid(format!("WORMGATE_SHUTDOWN_GRACE_SECS {v:?}: not a number"))
+            })?,
+            None => file.server.shutdown_grace_secs.unwrap_or(30),
+        };
         let connect_timeout_secs = 5;
         let response_timeout_secs = 300;
         let section = file.backend.unwrap_or_default();
@@ -540,6 +556,7 @@ impl Settings {
             users,
             connect_timeout_secs,
             response_timeout_secs,
+            shutdown_grace_secs,
         })
     }
 }
@@ -680,12 +697,21 @@ fn resolve_locks(
             crate::oss::worm::MAX_PERIOD_DAYS
         )));
     }
+    let clock_tolerance_secs = section
+        .clock_tolerance_secs
+        .unwrap_or(crate::clock::DEFAULT_TOLERANCE_SECS);
+    if !(1..=3600).contains(&clock_tolerance_secs) {
+        return Err(ConfigError::Invalid(
+            "locks.clock_tolerance_secs must be 1..=3600".into(),
+        ));
+    }
     Ok(LockSettings {
         default_profile,
         bucket_profiles,
         index_dir,
         max_retention_days,
         auto_extend_up_to_days: section.auto_extend_up_to_days,
+        clock_tolerance_secs,
     })
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use md5::{Digest, Md5};
 use policy::lock::{ObjectRef, Profile, Versioning};
-use policy::rules::{Action, Decision, VersionSpec, VersionState, decide};
+use policy::rules::{Action, Decision, VersionSpec, VersionState};
 use s3s::{Body, S3Response};
 
 use crate::enforce::{BucketFacts, Permit};
@@ -34,6 +34,12 @@ fn spec(version_id: Option<&str>) -> VersionSpec {
     } else {
         VersionSpec::Current
     }
+}
+
+/// One key's `<Error>` in a DeleteObjects reply.
+fn refusal(k: &DeleteKey, e: &GatewayError) -> String {
+    let (code, message) = e.code_and_message();
+    lock_xml::render_delete_error(k, code.as_str(), &message)
 }
 
 impl Gateway {
@@ -65,7 +71,9 @@ impl Gateway {
         let _guard = self.locks.keys.lock(&bucket, &key).await;
         let mut facts = self.facts(&call, &bucket_facts);
         facts.target = self.delete_target(&bucket_facts, &object, version).await?;
-        let permit = self.decide(Action::Delete { version, bypass }, &facts)?;
+        let permit = self
+            .decide(Action::Delete { version, bypass }, &facts)
+            .await?;
 
         let mut headers = backend_headers(&call.headers);
         if bucket_facts.profile != Profile::Native {
@@ -113,12 +121,17 @@ impl Gateway {
             let decision = match self.delete_target(&bucket_facts, &object, version).await {
                 Ok(state) => {
                     facts.target = state;
-                    decide(
-                        Action::Delete { version, bypass },
-                        &facts,
-                        &self.locks.policy,
-                        now,
-                    )
+                    match self
+                        .decide_at(Action::Delete { version, bypass }, &facts, now)
+                        .await
+                    {
+                        Ok(decision) => decision,
+                        Err(e) => {
+                            tracing::warn!(key = %k.key, error = %e, "delete refused");
+                            refused.push_str(&refusal(&k, &e));
+                            continue;
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(key = %k.key, error = %e, "delete refused: lock state unknown");
@@ -137,8 +150,7 @@ impl Gateway {
                 }
                 Decision::Deny { reason } => {
                     tracing::info!(target: "wormgate::audit", key = %k.key, ?reason, "delete denied");
-                    let (code, message) = GatewayError::Denied(reason).code_and_message();
-                    refused.push_str(&lock_xml::render_delete_error(&k, code.as_str(), &message));
+                    refused.push_str(&refusal(&k, &GatewayError::Denied(reason)));
                 }
             }
         }

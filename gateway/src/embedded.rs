@@ -72,7 +72,15 @@ impl Embedded {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = crate::server::serve(listener, None, service, shutdown).await {
+            if let Err(e) = crate::server::serve(
+                listener,
+                None,
+                service,
+                shutdown,
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            {
                 tracing::error!(error = %e, "embedded store stopped");
             }
         });

@@ -24,7 +24,7 @@ use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, Versi
 use s3s::{Body, S3Response};
 
 use crate::backend::{Payload, ProxyBody};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Agreement, TrustedTime};
 use crate::config::LockSettings;
 use crate::error::GatewayError;
 use crate::key_locks::KeyLocks;
@@ -84,7 +84,7 @@ pub struct Locks {
     pub(crate) policy: PolicyConfig,
     pub(crate) keys: KeyLocks,
     native_buckets: DashMap<String, (BucketLock, Versioning)>,
-    clock: Arc<dyn Clock>,
+    pub(crate) time: Arc<TrustedTime>,
     /// OSS's own API, for `bucket-retention` buckets.
     pub(crate) worm: Option<WormClient>,
     /// What OSS last said of each `bucket-retention` bucket's policy.
@@ -103,16 +103,16 @@ impl Locks {
             policy,
             keys: KeyLocks::default(),
             native_buckets: DashMap::new(),
-            clock: Arc::new(SystemClock),
+            time: Arc::new(TrustedTime::system()),
             worm: None,
             worms: DashMap::new(),
         }
     }
 
-    /// Decides at the time `clock` tells.
+    /// Decides at the time `time` tells.
     #[must_use]
-    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        Self { clock, ..self }
+    pub fn with_time(self, time: Arc<TrustedTime>) -> Self {
+        Self { time, ..self }
     }
 
     /// Reaches OSS's own API through `worm` (for `bucket-retention` buckets).
@@ -159,7 +159,7 @@ impl Locks {
 
     /// The clock every decision uses.
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.time.now()
     }
 }
 
@@ -213,7 +213,7 @@ impl Gateway {
             | S3Op::DeleteObjectTagging
             | S3Op::RestoreObject => {
                 let facts = self.plain_facts(&call)?;
-                let permit = self.decide(Action::Upload, &facts)?;
+                let permit = self.decide(Action::Upload, &facts).await?;
                 let headers = backend_headers(&call.headers);
                 let resp = self.forward(&mut call, headers, permit).await?;
                 if call.op == S3Op::AbortMultipartUpload
@@ -234,9 +234,20 @@ impl Gateway {
     }
 
     /// Asks the policy.
-    pub(crate) fn decide(&self, action: Action, facts: &Facts) -> Result<Permit, GatewayError> {
+    pub(crate) async fn decide(
+        &self,
+        action: Action,
+        facts: &Facts,
+    ) -> Result<Permit, GatewayError> {
         let now = self.locks.now();
-        let decision = decide(action, facts, &self.locks.policy, now);
+        let decision = self.decide_at(action, facts, now).await;
+        let decision = match decision {
+            Ok(d) => d,
+            Err(e) => {
+                self.telemetry.decision(now, Some(e.refusal_label()));
+                return Err(e);
+            }
+        };
         match decision {
             Decision::Deny { reason } => {
                 tracing::info!(target: "wormgate::audit", ?action, ?reason, "denied");
@@ -246,6 +257,79 @@ impl Gateway {
             Decision::Allow => self.telemetry.decision(now, None),
         }
         Permit::granted(decision)
+    }
+
+    /// The policy's answer at `now`; an `Allow` that rests on a lock having ended stands only
+    /// if the backend's clock confirms `now` (see `clock`).
+    pub(crate) async fn decide_at(
+        &self,
+        action: Action,
+        facts: &Facts,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, GatewayError> {
+        let decision = decide(action, facts, &self.locks.policy, now);
+        if decision == Decision::Allow
+            && policy::rules::allowed_by_expiry(action, facts, &self.locks.policy, now)
+        {
+            self.confirm_time(now).await?;
+        }
+        Ok(decision)
+    }
+
+    /// Has the backend's clock vouch for `now`: a fresh `Date` reading (taken with one
+    /// `HEAD /` if the latest is stale or disagrees) within the tolerance.
+    ///
+    /// # Errors
+    /// `ClockUntrusted` when the clocks disagree or the backend cannot be asked.
+    pub(crate) async fn confirm_time(&self, now: DateTime<Utc>) -> Result<(), GatewayError> {
+        let time = &self.locks.time;
+        let mut agreement = time.agreement(now);
+        if agreement != Agreement::Agrees {
+            let permit = Permit::read(crate::op::S3Op::ListBuckets, &Method::HEAD)?;
+            let asked = self
+                .send(
+                    Method::HEAD,
+                    &Target::default(),
+                    None,
+                    HeaderMap::new(),
+                    empty_body(),
+                    Payload::Unsigned,
+                    permit,
+                )
+                .await;
+            if let Err(e) = asked {
+                time.forget_reading();
+                self.telemetry.clock_refusals.inc();
+                tracing::error!(error = %e, "an expiry decision is refused: the backend's clock cannot be read");
+                return Err(GatewayError::ClockUntrusted(format!(
+                    "the backend cannot be asked for its time: {e}"
+                )));
+            }
+            agreement = time.agreement(now);
+        }
+        match agreement {
+            Agreement::Agrees => Ok(()),
+            Agreement::NeedReading => {
+                self.telemetry.clock_refusals.inc();
+                tracing::error!("an expiry decision is refused: the backend sends no Date header");
+                Err(GatewayError::ClockUntrusted(
+                    "the backend sends no Date header".into(),
+                ))
+            }
+            Agreement::Disagrees { gateway_ahead_secs } => {
+                self.telemetry.clock_refusals.inc();
+                self.telemetry.clock_skew.set(gateway_ahead_secs);
+                tracing::error!(
+                    gateway_ahead_secs,
+                    tolerance_secs = time.tolerance().num_seconds(),
+                    gateway_now = %now.to_rfc3339(),
+                    "an expiry decision is refused: the gateway's clock disagrees with the backend's Date"
+                );
+                Err(GatewayError::ClockUntrusted(format!(
+                    "the gateway's clock is {gateway_ahead_secs} s ahead of the backend's"
+                )))
+            }
+        }
     }
 
     /// Facts for an action that depends only on the caller.

@@ -61,6 +61,9 @@ pub enum GatewayError {
     /// `FileImmutable`).
     #[error("the backend's bucket retention protects this object")]
     BackendRetention,
+    /// A lock has ended by the gateway's clock, but the backend's clock does not confirm it.
+    #[error("the clocks disagree: {0}")]
+    ClockUntrusted(String),
     /// A fault inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -146,6 +149,7 @@ impl GatewayError {
                 | Self::AccessDenied(_)
                 | Self::UnknownOperation(_)
                 | Self::BackendRetention
+                | Self::ClockUntrusted(_)
         )
     }
 
@@ -155,6 +159,7 @@ impl GatewayError {
         match self {
             Self::Denied(r) => crate::telemetry::reason_label(r),
             Self::BackendRetention => "backend-retention".into(),
+            Self::ClockUntrusted(_) => "clock-untrusted".into(),
             Self::UnknownOperation(_) => "unknown-operation".into(),
             _ => "access-denied".into(),
         }
@@ -208,6 +213,11 @@ impl GatewayError {
             ),
             Self::MethodNotAllowed(m) => (S3ErrorCode::MethodNotAllowed, m.clone()),
             Self::BackendRetention => (S3ErrorCode::AccessDenied, LOCKED_MESSAGE.to_owned()),
+            Self::ClockUntrusted(_) => (
+                S3ErrorCode::ServiceUnavailable,
+                "The lock on this object has ended by the gateway's clock, but the storage backend's clock does not confirm it, so the request is refused. Please retry later."
+                    .to_owned(),
+            ),
             Self::Internal(_) => (
                 S3ErrorCode::InternalError,
                 "We encountered an internal error. Please try again.".to_owned(),

@@ -27,4 +27,5 @@ pub mod server;
 pub mod target;
 pub mod telemetry;
 pub mod trailer;
+pub mod verify;
 mod writes;

@@ -23,8 +23,21 @@ enum Command {
     /// store under ./wormgate-data. Environment variables (WORMGATE_*) override the file.
     Serve {
         /// TOML configuration file (see configs/).
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Validate a configuration, probe the backend (and OSS's WORM policies), and print what
+    /// each bucket's profile will enforce. Touches no index: safe beside a running gateway.
+    CheckConfig {
+        /// TOML configuration file; environment variables (WORMGATE_*) apply as for `serve`.
+        #[arg(env = "WORMGATE_CONFIG")]
+        file: PathBuf,
+    },
+    /// Exit 0 if the admin listener at ADDR answers /healthz with 200 (a container's
+    /// HEALTHCHECK; no curl needed in the image).
+    Health {
+        #[arg(default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
     },
     /// Work on the lock index (stop `wormgate serve` first: the index is one process's).
     Index {
@@ -35,7 +48,7 @@ enum Command {
     /// its admin listener's /audit routes instead).
     Audit {
         /// TOML configuration file, the same one `serve` uses.
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
         /// table, csv or jsonl.
         #[arg(long, default_value = "table")]
@@ -69,7 +82,16 @@ enum IndexAction {
     /// or wormgate's metadata), so listing and reading every object rebuilds it.
     Rebuild {
         /// TOML configuration file, the same one `serve` uses.
-        #[arg(long, short)]
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Compare the index with the backend and list every difference, changing nothing: `lost`
+    /// (an active lock in the index, no version on the backend), `unindexed`, `index-weaker`,
+    /// `index-stricter`, `pending` (a write whose outcome was never seen). Exits 1 when a lock
+    /// is lost or weaker than the backend's, 0 otherwise.
+    Verify {
+        /// TOML configuration file, the same one `serve` uses.
+        #[arg(long, short, env = "WORMGATE_CONFIG")]
         config: Option<PathBuf>,
     },
 }
@@ -88,9 +110,14 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::CheckConfig { file } => runtime.block_on(check_config(&file)),
+        Command::Health { addr } => runtime.block_on(health(addr)),
         Command::Index {
             action: IndexAction::Rebuild { config },
         } => runtime.block_on(rebuild(config)),
+        Command::Index {
+            action: IndexAction::Verify { config },
+        } => runtime.block_on(verify(config)),
         Command::Audit {
             config,
             format,
@@ -229,6 +256,68 @@ fn settings_from(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
     Settings::resolve(file, &ProcessEnv).context("invalid configuration")
 }
 
+async fn health(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await?;
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    })
+    .await
+    .context("no answer within 5 s")?
+    .with_context(|| format!("cannot reach {addr}"))?;
+    if !head_is_ok(&answer) {
+        anyhow::bail!("{addr}/healthz: {}", String::from_utf8_lossy(&answer));
+    }
+    println!("ok");
+    Ok(())
+}
+
+fn head_is_ok(status_line: &[u8]) -> bool {
+    status_line.starts_with(b"HTTP/1.") && status_line.ends_with(b" 200")
+}
+
+async fn check_config(file: &PathBuf) -> anyhow::Result<()> {
+    let settings = settings_from(Some(file))?;
+    println!("{}: valid", file.display());
+    match &settings.backend {
+        BackendSettings::Embedded => println!(
+            "backend: embedded local store under {}",
+            settings.data_dir.display()
+        ),
+        BackendSettings::Remote(r) => println!("backend: {} (region {})", r.url, r.region),
+    }
+    println!(
+        "listen: {}{}; admin: {}; lock index: {}",
+        settings.listen,
+        if settings.tls.is_some() { " (TLS)" } else { "" },
+        settings.admin.listen,
+        settings.locks.index_dir.display()
+    );
+    let overrides = wormgate::server::Overrides {
+        index: Some(std::sync::Arc::new(policy::index::MemoryIndex::new())),
+        clock: None,
+    };
+    let server = Server::build(&settings, overrides)
+        .await
+        .context("the start-up probe failed")?;
+    let lines = server
+        .describe_buckets()
+        .await
+        .context("the backend cannot be listed with these keys")?;
+    println!(
+        "buckets not listed below: {}",
+        settings.locks.default_profile.as_str()
+    );
+    for line in lines {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
 async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = settings_from(config.as_ref())?;
     let server = Server::new(&settings).await.context("cannot start")?;
@@ -246,6 +335,79 @@ async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {
     );
     if report.unreadable > 0 {
         anyhow::bail!("{} versions had an unreadable lock", report.unreadable);
+    }
+    Ok(())
+}
+
+async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
+    use wormgate::verify::FindingKind;
+    let settings = settings_from(config.as_ref())?;
+    let server = Server::new(&settings).await.context("cannot start")?;
+    let report = server
+        .verify_index()
+        .await
+        .context("index verify could not finish")?;
+    let show = |l: Option<policy::lock::ObjectLock>| {
+        let Some(l) = l else {
+            return "-".to_owned();
+        };
+        let mut parts = Vec::new();
+        if let Some(r) = l.retention {
+            parts.push(format!(
+                "{} until {}",
+                r.mode.as_s3(),
+                r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        if l.legal_hold == policy::lock::LegalHold::On {
+            parts.push("legal hold".to_owned());
+        }
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(" + ")
+        }
+    };
+    for f in &report.findings {
+        let o = &f.object;
+        println!(
+            "{:<15} {}/{}{} index: {} backend: {}{}",
+            f.kind.as_str(),
+            o.bucket,
+            o.key,
+            o.version_id
+                .as_deref()
+                .map_or_else(String::new, |v| format!(" (version {v})")),
+            show(f.index),
+            show(f.backend),
+            match (f.kind, f.present) {
+                (FindingKind::Pending, Some(true)) => " object present",
+                (FindingKind::Pending, _) => " object absent (the write never reached the backend)",
+                _ => "",
+            }
+        );
+    }
+    let kinds = [
+        FindingKind::Lost,
+        FindingKind::Unindexed,
+        FindingKind::IndexWeaker,
+        FindingKind::IndexStricter,
+        FindingKind::Pending,
+    ];
+    let counts: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{} {}", report.count(*k), k.as_str()))
+        .collect();
+    println!(
+        "verified {} buckets, {} versions: {} agree, {} unreadable, {}",
+        report.buckets,
+        report.versions,
+        report.agree,
+        report.unreadable,
+        counts.join(", ")
+    );
+    if report.has_loss() {
+        anyhow::bail!("the index and the backend disagree in a way that weakens a lock");
     }
     Ok(())
 }
@@ -306,7 +468,19 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let admin = tokio::spawn(server.admin(token).run(admin_listener, async {
         let _ = admin_stopped.await;
     }));
-    server.run(listener, shutdown_signal()).await?;
+    let closer = server.closer();
+    let first_signal = async move {
+        shutdown_signal().await;
+        // A second signal: stop now. Every acknowledged lock is already durable; flush the
+        // rest and leave without waiting for the uploads still in flight.
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::warn!("second signal: stopping at once, in-flight requests are cut off");
+            closer.close();
+            std::process::exit(1);
+        });
+    };
+    server.run(listener, first_signal).await?;
     let _ = stop_admin.send(());
     let _ = admin.await;
     tracing::info!("stopped");
@@ -334,5 +508,7 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    tracing::info!(
+        "shutting down: no new connections, draining in-flight requests (a second signal stops at once)"
+    );
 }

@@ -63,9 +63,12 @@ const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "expect",
 ];
 
-/// Response headers that belong to the backend's hop.
+/// Response headers that belong to the backend's hop. `Date` is the gateway's own (hyper sets
+/// it): clients that correct their clock skew from it must align with the clock that checks
+/// their signatures, which is the gateway's.
 const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "connection",
+    "date",
     "keep-alive",
     "proxy-authenticate",
     "proxy-connection",
@@ -120,6 +123,18 @@ impl Call<'_> {
 }
 
 impl Gateway {
+    /// Leaves the state on disk whole, at shutdown: the clock's high-water mark and the index.
+    /// Every lock is already durable when its write is acknowledged; this flushes the rest.
+    pub fn close(&self) {
+        if let Err(e) = self.locks.time.persist() {
+            tracing::warn!(error = %e, "cannot persist the clock's high-water mark");
+        }
+        match self.locks.index.flush() {
+            Ok(()) => tracing::info!("lock index flushed"),
+            Err(e) => tracing::error!(error = %e, "cannot flush the lock index"),
+        }
+    }
+
     #[must_use]
     pub fn new(
         backend: Backend,
@@ -286,6 +301,11 @@ impl Gateway {
             .send(method, &path_and_query, headers, body, payload)
             .await;
         self.telemetry.backend_latency(started.elapsed());
+        if let Ok(r) = &resp {
+            self.locks
+                .time
+                .observe_backend_date(r.headers().get(http::header::DATE));
+        }
         resp
     }
 }

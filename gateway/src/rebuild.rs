@@ -117,8 +117,17 @@ impl Gateway {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// The names of the backend's buckets.
+    pub(crate) async fn bucket_names(&self) -> Result<Vec<String>, GatewayError> {
+        let listing = self.list_page(None, "").await?;
+        Ok(blocks(&listing, "Bucket")
+            .into_iter()
+            .filter_map(|b| element(b, "Name"))
+            .collect())
+    }
+
     /// Every (key, version id) of a bucket: all versions on a native backend, else the keys.
-    async fn versions_of(
+    pub(crate) async fn versions_of(
         &self,
         bucket: &str,
         profile: Profile,
@@ -174,11 +183,7 @@ impl Gateway {
     /// The backend cannot be listed, or the index cannot be written.
     pub async fn rebuild_index(&self) -> Result<RebuildReport, GatewayError> {
         let mut report = RebuildReport::default();
-        let listing = self.list_page(None, "").await?;
-        let buckets: Vec<String> = blocks(&listing, "Bucket")
-            .into_iter()
-            .filter_map(|b| element(b, "Name"))
-            .collect();
+        let buckets = self.bucket_names().await?;
         self.locks.index.clear_committed()?;
         for bucket in buckets {
             report.buckets += 1;
@@ -224,7 +229,7 @@ impl Gateway {
     }
 
     /// The lock the backend reports for one version; `None` when unreadable.
-    async fn head_lock(
+    pub(crate) async fn head_lock(
         &self,
         object: &ObjectRef,
     ) -> Result<Option<policy::lock::ObjectLock>, GatewayError> {

@@ -113,7 +113,7 @@ impl Gateway {
         };
         let mut facts = self.facts(&call, &bucket_facts);
         facts.target = inspected.state;
-        let permit = self.decide(action, &facts)?;
+        let permit = self.decide(action, &facts).await?;
         let VersionState::Known(current) = inspected.state else {
             return Err(GatewayError::Denied(DenyReason::UnknownLockState));
         };

@@ -27,8 +27,8 @@ use crate::rebuild::RebuildReport;
 use policy::index::{LockIndex, SledIndex};
 use policy::lock::Profile;
 
-/// How long in-flight requests may run on after shutdown is asked for.
-const DRAIN_GRACE: Duration = Duration::from_secs(30);
+/// How often the clock's high-water mark is written to disk (when it moved).
+const MARK_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -42,6 +42,8 @@ pub enum StartError {
     Tls(String),
     #[error("start-up probe: {0}")]
     Probe(String),
+    #[error("clock high-water mark: {0}")]
+    Clock(String),
     #[error("lock index: {0}")]
     Index(#[from] policy::index::IndexError),
 }
@@ -69,6 +71,16 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn crate::clock::Clock>>,
 }
 
+/// Persists the clock's mark and flushes the index: for a stop that cannot wait for `run` to
+/// return (a second signal).
+pub struct Closer(Arc<Gateway>);
+
+impl Closer {
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
+
 /// A gateway ready to serve.
 pub struct Server {
     service: S3Service,
@@ -78,6 +90,8 @@ pub struct Server {
     /// The users clients may sign as (the generated one included).
     pub users: Vec<User>,
     gateway: Arc<Gateway>,
+    /// How long in-flight requests may run on after shutdown is asked for.
+    grace: Duration,
 }
 
 impl Server {
@@ -138,10 +152,13 @@ impl Server {
             Some(index) => index,
             None => open_index(&settings.locks.index_dir)?,
         };
-        let mut locks = Locks::new(index, settings.locks.clone());
-        if let Some(clock) = clock {
-            locks = locks.with_clock(clock);
-        }
+        let time = crate::clock::TrustedTime::new(
+            clock.unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
+            Some(&settings.locks.index_dir),
+            settings.locks.clock_tolerance_secs,
+        )
+        .map_err(|e| StartError::Clock(e.to_string()))?;
+        let mut locks = Locks::new(index, settings.locks.clone()).with_time(Arc::new(time));
         if let Some(oss) = &settings.oss {
             locks = locks.with_worm(WormClient::new(
                 oss,
@@ -213,7 +230,14 @@ impl Server {
             _embedded: embedded,
             users,
             gateway,
+            grace: Duration::from_secs(settings.shutdown_grace_secs),
         })
+    }
+
+    /// What leaves the gateway's state whole on the way out (see `Closer`).
+    #[must_use]
+    pub fn closer(&self) -> Closer {
+        Closer(Arc::clone(&self.gateway))
     }
 
     /// The admin and audit service, answering with bearer `token`.
@@ -228,6 +252,50 @@ impl Server {
     /// The backend cannot be listed or the index cannot be written.
     pub async fn rebuild_index(&self) -> Result<RebuildReport, crate::error::GatewayError> {
         self.gateway.rebuild_index().await
+    }
+
+    /// Compares the lock index with the backend (`wormgate index verify`); changes nothing.
+    ///
+    /// # Errors
+    /// The backend cannot be listed or the index cannot be read.
+    pub async fn verify_index(
+        &self,
+    ) -> Result<crate::verify::VerifyReport, crate::error::GatewayError> {
+        self.gateway.verify_index().await
+    }
+
+    /// What each bucket's profile will enforce, one line per bucket: the backend's buckets and
+    /// the configured ones (`wormgate check-config`). Lists the backend, so it also shows that
+    /// the backend answers with these keys.
+    ///
+    /// # Errors
+    /// The backend cannot be listed.
+    pub async fn describe_buckets(&self) -> Result<Vec<String>, crate::error::GatewayError> {
+        let gw = &self.gateway;
+        let mut buckets: std::collections::BTreeSet<String> =
+            gw.bucket_names().await?.into_iter().collect();
+        buckets.extend(gw.locks.settings().bucket_profiles.keys().cloned());
+        let mut lines = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let what = match gw.locks.profile_of(&bucket) {
+                Profile::Gateway => "gateway: the backend has no lock of its own; wormgate enforces every lock (index, and metadata on each object)".to_owned(),
+                Profile::Native => "native: the backend's S3 Object Lock enforces, and wormgate enforces too".to_owned(),
+                Profile::BucketRetention => match gw.locks.worms.get(&bucket) {
+                    Some(w) => format!(
+                        "bucket-retention: OSS WORM policy {} of {} days keeps every object; wormgate enforces per-object dates beyond it ({})",
+                        w.state.as_str(),
+                        w.period_days,
+                        match gw.locks.settings().auto_extend_up_to_days {
+                            Some(d) => format!("raising the period up to {d} days when a date needs it"),
+                            None => "longer dates are reported as gaps".to_owned(),
+                        }
+                    ),
+                    None => "bucket-retention: no WORM policy known".to_owned(),
+                },
+            };
+            lines.push(format!("{bucket}: {what}"));
+        }
+        Ok(lines)
     }
 
     /// Whether the listener speaks HTTPS.
@@ -265,8 +333,36 @@ impl Server {
                 Ok::<_, s3s::HttpError>(resp)
             }
         });
-        serve(listener, self.tls, handler, shutdown).await
+        let (stop_keeper, keeper) = keep_mark(Arc::clone(&self.gateway.locks.time))?;
+        let served = serve(listener, self.tls, handler, shutdown, self.grace).await;
+        drop(stop_keeper);
+        if keeper.join().is_err() {
+            tracing::error!("the clock mark keeper panicked");
+        }
+        self.gateway.close();
+        served
     }
+}
+
+/// Writes the clock's high-water mark every `MARK_EVERY` (when it moved) until the sender is
+/// dropped. One thread for the server's life: a blocking-pool task each time would start new
+/// threads, and with them new allocator arenas that raise the process's footprint.
+fn keep_mark(
+    time: Arc<crate::clock::TrustedTime>,
+) -> std::io::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("clock-mark".to_owned())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(MARK_EVERY)
+            {
+                if let Err(e) = time.persist() {
+                    tracing::warn!(error = %e, "cannot persist the clock's high-water mark");
+                }
+            }
+        })?;
+    Ok((stop, thread))
 }
 
 /// Accept loop shared by the gateway and the embedded store.
@@ -275,6 +371,7 @@ pub(crate) async fn serve<S>(
     tls: Option<TlsAcceptor>,
     service: S,
     shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) -> std::io::Result<()>
 where
     S: hyper::service::Service<
@@ -346,11 +443,14 @@ where
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_GRACE, graceful.shutdown())
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("in-flight requests did not finish within the grace period");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "in-flight requests did not finish within the grace period"
+        );
     }
     Ok(())
 }

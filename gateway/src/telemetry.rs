@@ -69,6 +69,10 @@ pub struct Telemetry {
     pub locked_versions: Gauge,
     pub expiring_7d: Gauge,
     pub gaps: Gauge,
+    /// Expiry decisions refused because the backend's clock disagreed or could not be read.
+    pub clock_refusals: Counter,
+    /// The gateway's clock minus the backend's, at the latest check (seconds).
+    pub clock_skew: Gauge,
     denied: Mutex<VecDeque<Event>>,
     allowed: Mutex<VecDeque<Event>>,
 }
@@ -91,6 +95,8 @@ impl Telemetry {
         let locked_versions = Gauge::default();
         let expiring_7d = Gauge::default();
         let gaps = Gauge::default();
+        let clock_refusals = Counter::default();
+        let clock_skew = Gauge::default();
         registry.register(
             "requests",
             "S3 requests by operation and status",
@@ -127,6 +133,16 @@ impl Telemetry {
             "Locked versions whose wanted protection outlives the backend's own",
             gaps.clone(),
         );
+        registry.register(
+            "clock_refusals",
+            "Expiry decisions refused because the backend's clock disagreed with the gateway's or could not be read",
+            clock_refusals.clone(),
+        );
+        registry.register(
+            "clock_skew_seconds",
+            "The gateway's clock minus the backend's Date, at the latest expiry check",
+            clock_skew.clone(),
+        );
         Self {
             registry,
             requests,
@@ -137,6 +153,8 @@ impl Telemetry {
             locked_versions,
             expiring_7d,
             gaps,
+            clock_refusals,
+            clock_skew,
             denied: Mutex::new(VecDeque::new()),
             allowed: Mutex::new(VecDeque::new()),
         }

@@ -100,7 +100,7 @@ impl Gateway {
         if facts_of_bucket.versioning != Versioning::Enabled {
             facts.target = self.inspect(&object, false).await?.state;
         }
-        let permit = self.decide(Action::Write { lock, bypass }, &facts)?;
+        let permit = self.decide(Action::Write { lock, bypass }, &facts).await?;
 
         let mut headers = backend_headers(&call.headers);
         if facts_of_bucket.profile != Profile::Native {
@@ -196,7 +196,7 @@ impl Gateway {
         let facts_of_bucket = self.bucket_facts(&bucket).await?;
         let (lock, source) = self.new_version_lock(&call.headers, &facts_of_bucket.lock)?;
         let facts = self.facts(&call, &facts_of_bucket);
-        let permit = self.decide(Action::StartUpload { lock }, &facts)?;
+        let permit = self.decide(Action::StartUpload { lock }, &facts).await?;
         let mut headers = backend_headers(&call.headers);
         if facts_of_bucket.profile != Profile::Native {
             lock_headers::strip_requested(&mut headers);

@@ -198,6 +198,29 @@ pub fn decide(
     }
 }
 
+/// Whether an `Allow` at `now` rests on the target's retention having ended: the same request
+/// would have been refused a moment before that retention's date. Such a decision is only as
+/// good as the clock, and the gateway has the backend's clock confirm it first.
+#[must_use]
+pub fn allowed_by_expiry(
+    action: Action,
+    facts: &Facts,
+    config: &PolicyConfig,
+    now: DateTime<Utc>,
+) -> bool {
+    let VersionState::Known(lock) = facts.target else {
+        return false;
+    };
+    let Some(retention) = lock.retention else {
+        return false;
+    };
+    if retention.active_at(now) || decide(action, facts, config, now) != Decision::Allow {
+        return false;
+    }
+    let before = retention.until - chrono::TimeDelta::milliseconds(1);
+    decide(action, facts, config, before) != Decision::Allow
+}
+
 fn check(action: Action, facts: &Facts, config: &PolicyConfig, now: DateTime<Utc>) -> Check {
     let caller = facts.caller;
     match action {

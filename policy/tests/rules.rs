@@ -567,3 +567,63 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn expiry_decisions_are_told_apart() {
+    let until = t0();
+    let delete = Action::Delete {
+        version: VersionSpec::Specific,
+        bypass: Bypass::NotRequested,
+    };
+    let ended = facts(BACKUP, Versioning::Enabled, locked(COMP, until));
+    // After the date: allowed, and allowed only because the lock ended.
+    assert_eq!(run(delete, &ended, until), Decision::Allow);
+    assert!(policy::rules::allowed_by_expiry(
+        delete,
+        &ended,
+        &PolicyConfig::default(),
+        until + secs(5)
+    ));
+    // Before the date: refused, so not an expiry decision.
+    assert!(!policy::rules::allowed_by_expiry(
+        delete,
+        &ended,
+        &PolicyConfig::default(),
+        until - secs(5)
+    ));
+    // No lock, or a hold that outlives the retention: time decides nothing.
+    let plain = facts(
+        BACKUP,
+        Versioning::Enabled,
+        VersionState::Known(ObjectLock::default()),
+    );
+    assert!(!policy::rules::allowed_by_expiry(
+        delete,
+        &plain,
+        &PolicyConfig::default(),
+        until
+    ));
+    let mut hold_too = ended;
+    hold_too.target = VersionState::Known(ObjectLock {
+        retention: retention(COMP, until),
+        legal_hold: LegalHold::On,
+    });
+    assert!(!policy::rules::allowed_by_expiry(
+        delete,
+        &hold_too,
+        &PolicyConfig::default(),
+        until + secs(5)
+    ));
+    // A GOVERNANCE lock the caller may bypass anyway: allowed before the date too.
+    let bypassing = Action::Delete {
+        version: VersionSpec::Specific,
+        bypass: Bypass::Requested,
+    };
+    let gov = facts(ADMIN, Versioning::Enabled, locked(GOV, until));
+    assert!(!policy::rules::allowed_by_expiry(
+        bypassing,
+        &gov,
+        &PolicyConfig::default(),
+        until + secs(5)
+    ));
+}

@@ -6,13 +6,14 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketVersioningStatus, CompletedMultipartUpload, CompletedPart,
-    DefaultRetention, Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled,
-    ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, ObjectLockRule,
-    VersioningConfiguration,
+    Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockMode,
+    ObjectLockRetention, ObjectLockRetentionMode, VersioningConfiguration,
 };
 use policy::lock::Profile;
-use wormgate_tests::locks::{Expect, Matrix, hold, in_secs, lock_bucket, outcome, put_locked};
+use wormgate_tests::locks::{
+    Expect, Matrix, default_retention, hold, in_secs, lock_bucket, outcome, put_locked,
+};
 use wormgate_tests::{ACCESS_KEY, LocalStack, SECRET_KEY, Stack, full, s3_client, signed_request};
 
 fn retention(mode: ObjectLockRetentionMode, secs: i64) -> ObjectLockRetention {
@@ -766,21 +767,7 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         admin
             .put_object_lock_configuration()
             .bucket(&bucket)
-            .object_lock_configuration(
-                ObjectLockConfiguration::builder()
-                    .object_lock_enabled(ObjectLockEnabled::Enabled)
-                    .rule(
-                        ObjectLockRule::builder()
-                            .default_retention(
-                                DefaultRetention::builder()
-                                    .mode(ObjectLockRetentionMode::Governance)
-                                    .days(1)
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
-            )
+            .object_lock_configuration(default_retention(ObjectLockRetentionMode::Governance, 1))
             .send(),
     )
     .await;

@@ -27,6 +27,7 @@ use wormgate::config::{
 };
 pub mod locks;
 pub mod oss;
+pub mod process;
 
 use wormgate::embedded::Embedded;
 use wormgate::server::Server;
@@ -121,6 +122,7 @@ pub fn test_settings(
             index_dir: dir.join("index"),
             max_retention_days: policy::lock::Period::MAX_DAYS,
             auto_extend_up_to_days: None,
+            clock_tolerance_secs: wormgate::clock::DEFAULT_TOLERANCE_SECS,
         },
         oss: None,
         admin: AdminSettings {
@@ -129,6 +131,7 @@ pub fn test_settings(
         },
         connect_timeout_secs: 2,
         response_timeout_secs: 30,
+        shutdown_grace_secs: 10,
     }
 }
 

@@ -200,3 +200,22 @@ pub async fn lock_bucket(client: &aws_sdk_s3::Client, prefix: &str) -> String {
         .unwrap_or_else(|e| panic!("create lock bucket {bucket}: {e:?}"));
     bucket
 }
+
+/// A lock configuration with a default retention of `days` in `mode`.
+#[must_use]
+pub fn default_retention(
+    mode: aws_sdk_s3::types::ObjectLockRetentionMode,
+    days: i32,
+) -> aws_sdk_s3::types::ObjectLockConfiguration {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRule,
+    };
+    ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(
+            ObjectLockRule::builder()
+                .default_retention(DefaultRetention::builder().mode(mode).days(days).build())
+                .build(),
+        )
+        .build()
+}

@@ -22,7 +22,8 @@
 //! what an s3s-fs store does (object traffic is passed to one, SigV4 and all); DeleteObjects is
 //! refused whole with 409 `FileImmutable` when any key it names is protected (OSS's per-key
 //! behaviour there is not documented); object last-modified is the stored file's mtime; its
-//! clock can be moved forward (`advance`) to play out days in a test.
+//! clock can be moved forward (`advance`) to play out days in a test, and every reply's `Date`
+//! header follows that clock.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -199,7 +200,16 @@ impl OssBackend {
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                        async move {
+                            let mut resp = handle(&state, req).await;
+                            // Its `Date` follows its own (movable) clock, as a real store's
+                            // follows the real one.
+                            let date = state.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                            if let Ok(v) = http::HeaderValue::from_str(&date) {
+                                resp.headers_mut().insert(http::header::DATE, v);
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
