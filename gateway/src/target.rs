@@ -19,6 +19,8 @@ pub enum TargetError {
     NotUtf8,
     #[error("the request path does not start with '/'")]
     NotAbsolute,
+    #[error("the request path names an empty bucket")]
+    EmptyBucket,
 }
 
 fn decode(raw: &str) -> Result<String, TargetError> {
@@ -32,7 +34,7 @@ impl Target {
     /// `/bucket/key...` (the key may contain further slashes; `/bucket/` is the bucket).
     ///
     /// # Errors
-    /// The path is not absolute or does not decode to UTF-8.
+    /// The path is not absolute, names an empty bucket (`//key`) or does not decode to UTF-8.
     pub fn path_style(raw_path: &str) -> Result<Self, TargetError> {
         let rest = raw_path.strip_prefix('/').ok_or(TargetError::NotAbsolute)?;
         if rest.is_empty() {
@@ -42,8 +44,12 @@ impl Target {
             Some((b, k)) => (b, (!k.is_empty()).then_some(k)),
             None => (rest, None),
         };
+        let bucket = decode(bucket)?;
+        if bucket.is_empty() {
+            return Err(TargetError::EmptyBucket);
+        }
         Ok(Self {
-            bucket: Some(decode(bucket)?),
+            bucket: Some(bucket),
             key: key.map(decode).transpose()?,
         })
     }
@@ -245,6 +251,9 @@ mod tests {
         assert_eq!(t.backend_path(), "/b/dir/a%20b%2Bc");
         assert_eq!(Target::path_style("b"), Err(TargetError::NotAbsolute));
         assert_eq!(Target::path_style("/b/%FF"), Err(TargetError::NotUtf8));
+        // `//k` would be bucket "" here and a different request at the backend.
+        assert_eq!(Target::path_style("//"), Err(TargetError::EmptyBucket));
+        assert_eq!(Target::path_style("//k"), Err(TargetError::EmptyBucket));
     }
 
     #[test]
