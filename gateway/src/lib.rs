@@ -26,6 +26,7 @@ mod retention;
 pub mod server;
 pub mod target;
 pub mod telemetry;
+pub mod tls;
 pub mod trailer;
 pub mod verify;
 mod writes;

@@ -468,6 +468,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let admin = tokio::spawn(server.admin(token).run(admin_listener, async {
         let _ = admin_stopped.await;
     }));
+    reload_on_hangup(server.certificate());
     let closer = server.closer();
     let first_signal = async move {
         shutdown_signal().await;
@@ -485,6 +486,41 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP reads the listener's certificate and key again (after a renewal); connections
+/// already open keep theirs. Without TLS there is nothing to reload, and a SIGHUP still does not
+/// stop the gateway.
+fn reload_on_hangup(certificate: Option<std::sync::Arc<wormgate::tls::ReloadableCert>>) {
+    #[cfg(unix)]
+    {
+        let mut hangups = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: the certificate is not reloadable");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match &certificate {
+                    None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                    Some(cert) => match cert.reload() {
+                        Ok(()) => tracing::info!(
+                            "SIGHUP: TLS certificate reloaded; new connections use it"
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %e, "SIGHUP: cannot reload the TLS certificate; the current one stays")
+                        }
+                    },
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = certificate;
 }
 
 async fn shutdown_signal() {

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::Backend;
-use crate::config::{BackendSettings, RemoteBackend, Settings, TlsSettings, User};
+use crate::config::{BackendSettings, RemoteBackend, Settings, User};
 use crate::embedded::Embedded;
 use crate::enforce::Locks;
 use crate::oss::worm::WormClient;
@@ -85,6 +85,8 @@ impl Closer {
 pub struct Server {
     service: S3Service,
     tls: Option<TlsAcceptor>,
+    /// The listener's certificate, for a reload (SIGHUP).
+    certificate: Option<Arc<crate::tls::ReloadableCert>>,
     /// Kept alive as long as the server: the in-process store behind an embedded default.
     _embedded: Option<Embedded>,
     /// The users clients may sign as (the generated one included).
@@ -186,7 +188,17 @@ impl Server {
         });
         let service = builder.build();
 
-        let tls = settings.tls.as_ref().map(tls_acceptor).transpose()?;
+        let certificate = settings
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::ReloadableCert::load(t).map(Arc::new))
+            .transpose()
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        let tls = certificate
+            .as_ref()
+            .map(crate::tls::ReloadableCert::acceptor)
+            .transpose()
+            .map_err(|e| StartError::Tls(e.to_string()))?;
         // A bucket configured `native` must have object lock on the backend: a claim the
         // backend does not back is refused here, not discovered after a ransomware attack.
         for (bucket, profile) in &settings.locks.bucket_profiles {
@@ -227,6 +239,7 @@ impl Server {
         Ok(Self {
             service,
             tls,
+            certificate,
             _embedded: embedded,
             users,
             gateway,
@@ -296,6 +309,12 @@ impl Server {
             lines.push(format!("{bucket}: {what}"));
         }
         Ok(lines)
+    }
+
+    /// The listener's certificate when it speaks HTTPS: `reload` reads its files again.
+    #[must_use]
+    pub fn certificate(&self) -> Option<Arc<crate::tls::ReloadableCert>> {
+        self.certificate.clone()
     }
 
     /// Whether the listener speaks HTTPS.
@@ -453,36 +472,6 @@ where
         );
     }
     Ok(())
-}
-
-fn tls_acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, StartError> {
-    let read = |p: &std::path::Path| {
-        std::fs::File::open(p)
-            .map(std::io::BufReader::new)
-            .map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))
-    };
-    let certs: Vec<_> = rustls_pemfile::certs(&mut read(&tls.cert)?)
-        .collect::<Result<_, _>>()
-        .map_err(|e| StartError::Tls(format!("{}: {e}", tls.cert.display())))?;
-    if certs.is_empty() {
-        return Err(StartError::Tls(format!(
-            "{}: no certificate",
-            tls.cert.display()
-        )));
-    }
-    let key = rustls_pemfile::private_key(&mut read(&tls.key)?)
-        .map_err(|e| StartError::Tls(format!("{}: {e}", tls.key.display())))?
-        .ok_or_else(|| StartError::Tls(format!("{}: no private key", tls.key.display())))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| StartError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| StartError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

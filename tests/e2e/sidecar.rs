@@ -27,17 +27,6 @@ async fn fixture(skew_secs: u32) -> (tempfile::TempDir, Store, std::path::PathBu
     (dir, store, config)
 }
 
-/// SIGTERM, and the gateway exits 0.
-async fn stop_cleanly(gw: &mut Gateway) {
-    gw.signal("TERM");
-    let status = gw.wait(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?}\n{}",
-        gw.log_text()
-    );
-}
-
 /// The host clock moved a year forward under the gateway (and under a client that signs to
 /// match it): every lock that "ended" by that clock is still refused, because the backend's
 /// `Date` disagrees. Then the clock set a year back: time holds at the persisted high-water
@@ -78,7 +67,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
             .expect("default retention");
         let got = outcome(agent.delete_object().bucket(&bucket).key("two-days").send()).await;
         assert_eq!(got.status, 403, "{got:?}");
-        stop_cleanly(&mut gw).await;
+        gw.stop_cleanly().await;
 
         // A year ahead: the 2-day lock has "ended" by the gateway's clock.
         let mut gw = Gateway::start(&config, &process::faketime("+365d")).await;
@@ -163,7 +152,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
                 .contains("the gateway's clock disagrees with the backend's Date"),
             "no log line"
         );
-        stop_cleanly(&mut gw).await;
+        gw.stop_cleanly().await;
 
         // Back at the real time: nothing was lost, and the 2-day lock still holds.
         let gw = Gateway::start(&config, &[]).await;
@@ -181,7 +170,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
         assert_eq!(got.status, 403, "{got:?}");
         // Let the high-water mark be written (every 5 s, and at shutdown).
         let mut gw = gw;
-        stop_cleanly(&mut gw).await;
+        gw.stop_cleanly().await;
         let mark =
             std::fs::read_to_string(dir.path().join("index/clock-high-water")).expect("mark");
         let mark = chrono::DateTime::parse_from_rfc3339(mark.trim())
@@ -220,7 +209,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
             until >= mark + TimeDelta::days(1) - TimeDelta::seconds(1),
             "retain-until {until} runs from the host's clock, not from the mark {mark}"
         );
-        stop_cleanly(&mut gw).await;
+        gw.stop_cleanly().await;
     })
     .await;
 }
@@ -237,10 +226,7 @@ async fn sigterm_drains_uploads_and_a_second_signal_exits_at_once() {
             let bucket = lock_bucket(&agent, "drain").await;
 
             // An upload of 4 MiB whose second half is held back until after SIGTERM.
-            let (tx, rx) = tokio::sync::mpsc::channel::<
-                Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>,
-            >(4);
-            let body = http_body_util::StreamBody::new(tokio_stream_of(rx));
+            let (tx, body) = wormgate_tests::held_body();
             let half = bytes::Bytes::from(vec![7u8; 2 << 20]);
             let url = format!("{}/{bucket}/in-flight.bin", gw.url);
             let upload = tokio::spawn(async move {
@@ -248,7 +234,7 @@ async fn sigterm_drains_uploads_and_a_second_signal_exits_at_once() {
                     "PUT",
                     &url,
                     &[("content-length", "4194304")],
-                    http_body_util::BodyExt::boxed(body),
+                    body,
                     ACCESS_KEY,
                     SECRET_KEY,
                 )
@@ -306,12 +292,6 @@ async fn sigterm_drains_uploads_and_a_second_signal_exits_at_once() {
         }
     })
     .await;
-}
-
-fn tokio_stream_of<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Puts `key` (256 KiB) under COMPLIANCE for a day; the status the client saw.
@@ -592,7 +572,7 @@ async fn check_config_and_health() {
             out.contains(&format!("{bucket}: gateway: the backend has no lock")),
             "{out}"
         );
-        stop_cleanly(&mut gw).await;
+        gw.stop_cleanly().await;
         let (ok, out) = process::run_args(&["health", &admin]).await;
         assert!(!ok, "health of a stopped gateway: {out}");
 

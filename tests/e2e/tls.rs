@@ -1,12 +1,24 @@
-//! The S3 listener over TLS (rustls), with a certificate made in the test: an SDK client that
-//! trusts it works; a plain-HTTP client gets no S3 answer.
+//! TLS on both sides, with certificates made in the test (rcgen): the S3 listener serves SDK
+//! clients and takes a renewed certificate on SIGHUP without dropping a connection; an https
+//! backend is trusted through a CA file, and not without it.
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use std::time::Duration;
 use wormgate::config::TlsSettings;
-use wormgate_tests::{ACCESS_KEY, REGION, SECRET_KEY, Stack, get_bytes, unique_bucket};
+
+use aws_sdk_s3::types::ObjectLockMode;
+use policy::lock::Profile;
+use wormgate::config::{RemoteBackend, Secret};
+use wormgate_tests::certs::{self, TestCa};
+use wormgate_tests::locks::{in_secs, lock_bucket, outcome, put_locked};
+use wormgate_tests::process::{self, BACKEND_KEY, BACKEND_SECRET, Gateway, Store};
+use wormgate_tests::{
+    ACCESS_KEY, REGION, RawBody, SECRET_KEY, Stack, empty_raw_body, get_bytes, sign_request,
+    unique_bucket,
+};
 
 #[tokio::test]
 async fn https_listener_serves_sdk_clients() {
@@ -62,4 +74,233 @@ async fn https_listener_serves_sdk_clients() {
     let plain = wormgate_tests::s3_client(&stack.gateway_url(), ACCESS_KEY, SECRET_KEY);
     assert!(plain.list_buckets().send().await.is_err());
     stack.shutdown().await;
+}
+
+/// A request signed as the backup agent, sent on one connection; status and body.
+async fn on_connection(
+    sender: &mut hyper::client::conn::http1::SendRequest<RawBody>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: RawBody,
+) -> (u16, String) {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost:{port}{path}"))
+        .header("host", format!("localhost:{port}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(body).expect("request");
+    sign_request(&mut req, ACCESS_KEY, SECRET_KEY);
+    *req.uri_mut() = path.parse().expect("origin-form path");
+    sender.ready().await.expect("connection open");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Waits until the gateway's log says `what`.
+async fn log_says(gw: &Gateway, what: &str) {
+    for _ in 0..100 {
+        if gw.log_text().contains(what) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the log never said {what:?}:\n{}", gw.log_text());
+}
+
+/// A certificate renewed on disk and SIGHUP: new handshakes get the new certificate, while a
+/// connection opened before, with an upload half sent across the signal, finishes it and
+/// serves its next request. A broken renewal changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_without_dropping_connections() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::start(
+            &dir.path().join("store"),
+            "127.0.0.1:0".parse().expect("addr"),
+            900,
+        )
+        .await;
+        let ca = TestCa::new();
+        let (first, renewed) = (ca.leaf("first"), ca.leaf("renewed"));
+        let certs_dir = dir.path().join("certs");
+        std::fs::create_dir_all(&certs_dir).expect("certs dir");
+        let (cert, key) = first.write(&certs_dir);
+        let config = process::write_config_with(
+            dir.path(),
+            &store.url(),
+            &format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"",
+                cert.display(),
+                key.display()
+            ),
+            "",
+        );
+        let mut gw = Gateway::start(&config, &[]).await;
+        assert!(gw.url.starts_with("https://"), "{}", gw.url);
+        let addr: std::net::SocketAddr =
+            gw.url.trim_start_matches("https://").parse().expect("addr");
+        let port = addr.port();
+        let connector = ca.connector();
+
+        let (presented, mut open) = certs::connect(&connector, addr).await;
+        assert_eq!(presented, first.der(), "the first certificate at start");
+        let bucket = unique_bucket("reload");
+        let (status, body) = on_connection(
+            &mut open,
+            port,
+            "PUT",
+            &format!("/{bucket}"),
+            &[],
+            empty_raw_body(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+
+        // An upload of 4 MiB on that connection, its second half held back until after SIGHUP.
+        let (tx, body) = wormgate_tests::held_body();
+        let half = bytes::Bytes::from(vec![9u8; 2 << 20]);
+        let mut held = open;
+        let path = format!("/{bucket}/held.bin");
+        let upload = tokio::spawn(async move {
+            let reply = on_connection(
+                &mut held,
+                port,
+                "PUT",
+                &path,
+                &[("content-length", "4194304")],
+                body,
+            )
+            .await;
+            (reply, held)
+        });
+        tx.send(Ok(http_body::Frame::data(half.clone())))
+            .await
+            .expect("first half");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        renewed.write(&certs_dir);
+        gw.signal("HUP");
+        log_says(&gw, "TLS certificate reloaded").await;
+        let (presented, mut fresh) = certs::connect(&connector, addr).await;
+        assert_eq!(
+            presented,
+            renewed.der(),
+            "a new connection gets the renewed certificate"
+        );
+        let (status, body) =
+            on_connection(&mut fresh, port, "GET", "/", &[], empty_raw_body()).await;
+        assert_eq!(status, 200, "{body}");
+
+        tx.send(Ok(http_body::Frame::data(half)))
+            .await
+            .expect("second half");
+        drop(tx);
+        let ((status, body), mut open) = upload.await.expect("upload task");
+        assert_eq!(status, 200, "the upload across SIGHUP: {body}");
+        let (status, body) = on_connection(
+            &mut open,
+            port,
+            "HEAD",
+            &format!("/{bucket}/held.bin"),
+            &[],
+            empty_raw_body(),
+        )
+        .await;
+        assert_eq!(status, 200, "the old connection still serves: {body}");
+
+        // A renewal that went wrong (a truncated certificate): the renewed one stays.
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64\n").expect("break");
+        gw.signal("HUP");
+        log_says(&gw, "cannot reload the TLS certificate").await;
+        let (presented, mut after) = certs::connect(&connector, addr).await;
+        assert_eq!(presented, renewed.der(), "a broken renewal changes nothing");
+        let (status, _) = on_connection(&mut after, port, "GET", "/", &[], empty_raw_body()).await;
+        assert_eq!(status, 200);
+        drop((open, fresh, after));
+
+        gw.stop_cleanly().await;
+        drop(store);
+    })
+    .await;
+}
+
+/// An https backend whose certificate comes from a private CA: trusted through `ca_file`, and
+/// locks are enforced as over http. Without the CA file the certificate is refused: the gateway
+/// answers 503 and nothing reaches the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_is_trusted_through_its_ca_file_only() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new();
+        let store = Store::start_with_tls(
+            &dir.path().join("store"),
+            "127.0.0.1:0".parse().expect("addr"),
+            900,
+            Some(ca.leaf("store").acceptor()),
+        )
+        .await;
+        assert!(store.url().starts_with("https://"));
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).expect("ca file");
+        let remote = RemoteBackend {
+            url: store.url().parse().expect("url"),
+            access_key: BACKEND_KEY.into(),
+            secret_key: Secret::new(BACKEND_SECRET),
+            region: REGION.into(),
+            ca_file: Some(ca_file),
+            connect_timeout_secs: 2,
+            response_timeout_secs: 30,
+        };
+
+        let stack = Stack::start_remote(remote.clone(), Profile::Gateway).await;
+        let agent = stack.gateway();
+        let bucket = lock_bucket(&agent, "https").await;
+        put_locked(
+            &agent,
+            &bucket,
+            "kept",
+            ObjectLockMode::Compliance,
+            in_secs(3600),
+        )
+        .await;
+        assert_eq!(
+            get_bytes(&agent, &bucket, "kept", None).await,
+            b"locked backup"
+        );
+        let deleted = outcome(agent.delete_object().bucket(&bucket).key("kept").send()).await;
+        assert_eq!(deleted.brief(), "403 AccessDenied", "{deleted:?}");
+        stack.shutdown().await;
+
+        let untrusted = RemoteBackend {
+            ca_file: None,
+            ..remote
+        };
+        let stack = Stack::start_remote(untrusted, Profile::Gateway).await;
+        let agent = stack.gateway();
+        let created = outcome(agent.create_bucket().bucket("never-there").send()).await;
+        assert_eq!(created.status, 503, "{created:?}");
+        let put = outcome(
+            agent
+                .put_object()
+                .bucket(&bucket)
+                .key("sneaked")
+                .body(ByteStream::from_static(b"x"))
+                .send(),
+        )
+        .await;
+        assert_eq!(put.status, 503, "{put:?}");
+        stack.shutdown().await;
+        assert!(!dir.path().join("store/never-there").exists());
+        assert!(!dir.path().join(format!("store/{bucket}/sneaked")).exists());
+    })
+    .await;
 }

@@ -25,6 +25,7 @@ use wormgate::config::{
     AdminSettings, BackendSettings, BucketScope, LockSettings, RemoteBackend, Secret, Settings,
     User,
 };
+pub mod certs;
 pub mod locks;
 pub mod oss;
 pub mod process;
@@ -498,6 +499,16 @@ pub async fn signed_request(
         req = req.header(*k, *v);
     }
     let mut req = req.body(body).expect("request");
+    sign_request(&mut req, access_key, secret_key);
+    send(req).await
+}
+
+/// Signs `req` in place with SigV4 as `access_key`/`secret_key` (`UNSIGNED-PAYLOAD`, or the
+/// trailer variant when its headers say `STREAMING-UNSIGNED-PAYLOAD-TRAILER`).
+///
+/// # Panics
+/// When the request cannot be signed (a header value that is not ASCII).
+pub fn sign_request<B>(req: &mut http::Request<B>, access_key: &str, secret_key: &str) {
     let identity: Identity = Credentials::new(access_key, secret_key, None, None, "test").into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -525,10 +536,24 @@ pub async fn signed_request(
     } else {
         SignableBody::UnsignedPayload
     };
-    let signable = SignableRequest::new(method, url, pairs.into_iter(), payload).expect("signable");
+    let url = req.uri().to_string();
+    let signable = SignableRequest::new(req.method().as_str(), &url, pairs.into_iter(), payload)
+        .expect("signable");
     let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    instructions.apply_to_request_http1x(&mut req);
-    send(req).await
+    instructions.apply_to_request_http1x(req);
+}
+
+/// The sending end of a [`held_body`].
+pub type BodyFeed =
+    tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, std::convert::Infallible>>;
+
+/// A request body the test feeds piece by piece (`feed.send(Ok(Frame::data(..)))`), so that an
+/// upload can be held half sent; it ends when the feed is dropped.
+#[must_use]
+pub fn held_body() -> (BodyFeed, RawBody) {
+    let (feed, mut rx) = tokio::sync::mpsc::channel(4);
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (feed, http_body_util::StreamBody::new(stream).boxed())
 }
 
 /// Sends a request as it is.

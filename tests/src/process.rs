@@ -38,6 +38,7 @@ pub struct Store {
     pub addr: SocketAddr,
     root: PathBuf,
     skew_secs: u32,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     tasks: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
 }
 
@@ -47,6 +48,19 @@ impl Store {
     /// # Panics
     /// When the directory or the port cannot be used.
     pub async fn start(root: &Path, addr: SocketAddr, skew_secs: u32) -> Self {
+        Self::start_with_tls(root, addr, skew_secs, None).await
+    }
+
+    /// As [`Store::start`], speaking https with `tls` when given.
+    ///
+    /// # Panics
+    /// When the directory or the port cannot be used.
+    pub async fn start_with_tls(
+        root: &Path,
+        addr: SocketAddr,
+        skew_secs: u32,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         std::fs::create_dir_all(root).expect("store dir");
         let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
         let mut builder = S3ServiceBuilder::new(fs);
@@ -71,16 +85,31 @@ impl Store {
         let addr = listener.local_addr().expect("addr");
         let tasks = std::sync::Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
         let conns = std::sync::Arc::clone(&tasks);
+        let acceptor = tls.clone();
         tasks.lock().expect("tasks").spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let service = service.clone();
+                let acceptor = acceptor.clone();
                 conns.lock().expect("tasks").spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -88,6 +117,7 @@ impl Store {
             addr,
             root: root.to_owned(),
             skew_secs,
+            tls,
             tasks,
         }
     }
@@ -99,12 +129,13 @@ impl Store {
 
     /// The store again, on the same port and directory (after `stop`).
     pub async fn restart(&self) -> Self {
-        Self::start(&self.root, self.addr, self.skew_secs).await
+        Self::start_with_tls(&self.root, self.addr, self.skew_secs, self.tls.clone()).await
     }
 
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 }
 
@@ -175,12 +206,27 @@ pub const BACKEND_SECRET: &str = "backend-process-secret-0000000000000001";
 /// When the file cannot be written.
 #[must_use]
 pub fn write_config(dir: &Path, backend_url: &str, extra: &str) -> PathBuf {
+    write_config_with(dir, backend_url, "", extra)
+}
+
+/// As [`write_config`], with `server_extra` added to `[server]` (e.g. `tls_cert`, `tls_key`).
+///
+/// # Panics
+/// When the file cannot be written.
+#[must_use]
+pub fn write_config_with(
+    dir: &Path,
+    backend_url: &str,
+    server_extra: &str,
+    extra: &str,
+) -> PathBuf {
     let data = dir.join("data");
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:0"
 data_dir = "{data}"
 shutdown_grace_secs = 20
+{server_extra}
 
 [admin]
 listen = "127.0.0.1:0"
@@ -318,6 +364,20 @@ impl Gateway {
     pub async fn kill9(&mut self) {
         self.signal("KILL");
         let _ = self.wait(Duration::from_secs(10)).await;
+    }
+
+    /// SIGTERM, and asserts that the gateway exits 0 within 30 s.
+    ///
+    /// # Panics
+    /// When it does not; its log is printed.
+    pub async fn stop_cleanly(&mut self) {
+        self.signal("TERM");
+        let status = self.wait(Duration::from_secs(30)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{status:?}\n{}",
+            self.log_text()
+        );
     }
 
     /// The log so far.
