@@ -16,8 +16,7 @@ use wormgate_tests::certs::{self, TestCa};
 use wormgate_tests::locks::{in_secs, lock_bucket, outcome, put_locked};
 use wormgate_tests::process::{self, BACKEND_KEY, BACKEND_SECRET, Gateway, Store};
 use wormgate_tests::{
-    ACCESS_KEY, REGION, RawBody, SECRET_KEY, Stack, empty_raw_body, get_bytes, sign_request,
-    unique_bucket,
+    ACCESS_KEY, REGION, Reply, SECRET_KEY, Stack, empty_raw_body, get_bytes, send_on, unique_bucket,
 };
 
 #[tokio::test]
@@ -76,35 +75,6 @@ async fn https_listener_serves_sdk_clients() {
     stack.shutdown().await;
 }
 
-/// A request signed as the backup agent, sent on one connection; status and body.
-async fn on_connection(
-    sender: &mut hyper::client::conn::http1::SendRequest<RawBody>,
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: RawBody,
-) -> (u16, String) {
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(format!("https://localhost:{port}{path}"))
-        .header("host", format!("localhost:{port}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let mut req = req.body(body).expect("request");
-    sign_request(&mut req, ACCESS_KEY, SECRET_KEY);
-    *req.uri_mut() = path.parse().expect("origin-form path");
-    sender.ready().await.expect("connection open");
-    let resp = sender.send_request(req).await.expect("response");
-    let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// Waits until the gateway's log says `what`.
 async fn log_says(gw: &Gateway, what: &str) {
     for _ in 0..100 {
@@ -148,15 +118,15 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         assert!(gw.url.starts_with("https://"), "{}", gw.url);
         let addr: std::net::SocketAddr =
             gw.url.trim_start_matches("https://").parse().expect("addr");
-        let port = addr.port();
+        let host = format!("localhost:{}", addr.port());
         let connector = ca.connector();
 
         let (presented, mut open) = certs::connect(&connector, addr).await;
         assert_eq!(presented, first.der(), "the first certificate at start");
         let bucket = unique_bucket("reload");
-        let (status, body) = on_connection(
+        let Reply { status, body, .. } = send_on(
             &mut open,
-            port,
+            &host,
             "PUT",
             &format!("/{bucket}"),
             &[],
@@ -169,11 +139,11 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         let (tx, body) = wormgate_tests::held_body();
         let half = bytes::Bytes::from(vec![9u8; 2 << 20]);
         let mut held = open;
-        let path = format!("/{bucket}/held.bin");
+        let (path, authority) = (format!("/{bucket}/held.bin"), host.clone());
         let upload = tokio::spawn(async move {
-            let reply = on_connection(
+            let reply = send_on(
                 &mut held,
-                port,
+                &authority,
                 "PUT",
                 &path,
                 &[("content-length", "4194304")],
@@ -196,19 +166,19 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
             renewed.der(),
             "a new connection gets the renewed certificate"
         );
-        let (status, body) =
-            on_connection(&mut fresh, port, "GET", "/", &[], empty_raw_body()).await;
+        let Reply { status, body, .. } =
+            send_on(&mut fresh, &host, "GET", "/", &[], empty_raw_body()).await;
         assert_eq!(status, 200, "{body}");
 
         tx.send(Ok(http_body::Frame::data(half)))
             .await
             .expect("second half");
         drop(tx);
-        let ((status, body), mut open) = upload.await.expect("upload task");
+        let (Reply { status, body, .. }, mut open) = upload.await.expect("upload task");
         assert_eq!(status, 200, "the upload across SIGHUP: {body}");
-        let (status, body) = on_connection(
+        let Reply { status, body, .. } = send_on(
             &mut open,
-            port,
+            &host,
             "HEAD",
             &format!("/{bucket}/held.bin"),
             &[],
@@ -223,7 +193,8 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         log_says(&gw, "cannot reload the TLS certificate").await;
         let (presented, mut after) = certs::connect(&connector, addr).await;
         assert_eq!(presented, renewed.der(), "a broken renewal changes nothing");
-        let (status, _) = on_connection(&mut after, port, "GET", "/", &[], empty_raw_body()).await;
+        let Reply { status, .. } =
+            send_on(&mut after, &host, "GET", "/", &[], empty_raw_body()).await;
         assert_eq!(status, 200);
         drop((open, fresh, after));
 

@@ -556,6 +556,41 @@ pub fn held_body() -> (BodyFeed, RawBody) {
     (feed, http_body_util::StreamBody::new(stream).boxed())
 }
 
+/// A request signed as the backup agent and sent on one open HTTP/1.1 connection (`authority`
+/// is the `Host` it is signed for), for tests that must know which connection carries it.
+///
+/// # Panics
+/// When the connection is closed or the request cannot be sent.
+pub async fn send_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<RawBody>,
+    authority: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: RawBody,
+) -> Reply {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{authority}{path}"))
+        .header("host", authority);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(body).expect("request");
+    sign_request(&mut req, ACCESS_KEY, SECRET_KEY);
+    *req.uri_mut() = path.parse().expect("origin-form path");
+    sender.ready().await.expect("connection open");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
 /// Sends a request as it is.
 ///
 /// # Panics
