@@ -93,12 +93,7 @@ async fn log_says(gw: &Gateway, what: &str) {
 async fn sighup_reloads_the_certificate_without_dropping_connections() {
     Box::pin(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::start(
-            &dir.path().join("store"),
-            "127.0.0.1:0".parse().expect("addr"),
-            900,
-        )
-        .await;
+        let store = Store::start_in(dir.path()).await;
         let ca = TestCa::new();
         let (first, renewed) = (ca.leaf("first"), ca.leaf("renewed"));
         let certs_dir = dir.path().join("certs");

@@ -51,6 +51,15 @@ impl Store {
         Self::start_with_tls(root, addr, skew_secs, None).await
     }
 
+    /// A store in `dir/store` on a free port, accepting s3s's default skew.
+    ///
+    /// # Panics
+    /// As for [`Store::start`].
+    pub async fn start_in(dir: &Path) -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start(&dir.join("store"), any_port, 900).await
+    }
+
     /// As [`Store::start`], speaking https with `tls` when given.
     ///
     /// # Panics
