@@ -11,6 +11,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY policy policy
 COPY gateway gateway
 COPY tests tests
+COPY bench bench
 RUN cargo build --release --locked -p wormgate \
     && cp target/release/wormgate /usr/local/bin/wormgate
 
