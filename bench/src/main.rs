@@ -411,7 +411,10 @@ fn content_md5(block: &Bytes, size: u64) -> String {
     use md5::Digest as _;
     let mut hasher = md5::Md5::new();
     for_each_piece(block, size, |piece| hasher.update(piece));
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hasher.finalize())
+    base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        hasher.finalize(),
+    )
 }
 
 fn sign_request(
