@@ -464,6 +464,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A response read whole (status, headers, body as text).
+    ///
+    /// # Panics
+    /// When the body cannot be read.
+    pub async fn read(resp: http::Response<hyper::body::Incoming>) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        Self {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
     /// The text of `<Code>` in an S3 error body.
     #[must_use]
     pub fn code(&self) -> &str {
@@ -580,15 +595,7 @@ pub async fn send_on(
     sign_request(&mut req, ACCESS_KEY, SECRET_KEY);
     *req.uri_mut() = path.parse().expect("origin-form path");
     sender.ready().await.expect("connection open");
-    let resp = sender.send_request(req).await.expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    Reply::read(sender.send_request(req).await.expect("response")).await
 }
 
 /// Sends a request as it is.
@@ -597,15 +604,7 @@ pub async fn send_on(
 /// When it cannot be sent at all.
 pub async fn send(req: http::Request<RawBody>) -> Reply {
     let client: Client<HttpConnector, RawBody> = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client.request(req).await.expect("send");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    Reply::read(client.request(req).await.expect("send")).await
 }
 
 /// Sends a presigned request as a plain HTTP client would: its method, URL and headers, no
