@@ -105,19 +105,26 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = |workers: Option<usize>| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = workers {
+            builder.worker_threads(n);
+        }
+        builder.enable_all().build()
+    };
     match cli.command {
-        Command::Serve { config } => runtime.block_on(serve(config)),
-        Command::CheckConfig { file } => runtime.block_on(check_config(&file)),
-        Command::Health { addr } => runtime.block_on(health(addr)),
+        Command::Serve { config } => {
+            let settings = settings_from(config.as_ref())?;
+            runtime(Some(settings.worker_threads))?.block_on(serve(settings))
+        }
+        Command::CheckConfig { file } => runtime(None)?.block_on(check_config(&file)),
+        Command::Health { addr } => runtime(None)?.block_on(health(addr)),
         Command::Index {
             action: IndexAction::Rebuild { config },
-        } => runtime.block_on(rebuild(config)),
+        } => runtime(None)?.block_on(rebuild(config)),
         Command::Index {
             action: IndexAction::Verify { config },
-        } => runtime.block_on(verify(config)),
+        } => runtime(None)?.block_on(verify(config)),
         Command::Audit {
             config,
             format,
@@ -412,8 +419,7 @@ async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let settings = settings_from(config.as_ref())?;
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = Server::new(&settings).await.context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

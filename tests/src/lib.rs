@@ -133,6 +133,7 @@ pub fn test_settings(
         connect_timeout_secs: 2,
         response_timeout_secs: 30,
         shutdown_grace_secs: 10,
+        worker_threads: 1,
     }
 }
 
