@@ -27,6 +27,7 @@ use crate::backend::{Payload, ProxyBody};
 use crate::clock::{Agreement, TrustedTime};
 use crate::config::LockSettings;
 use crate::error::GatewayError;
+use crate::group_flush::GroupFlush;
 use crate::key_locks::KeyLocks;
 use crate::lock_headers;
 use crate::lock_xml;
@@ -80,6 +81,8 @@ pub(crate) struct BucketFacts {
 /// per-key locks, and what native backends said about their buckets.
 pub struct Locks {
     pub(crate) index: Arc<dyn LockIndex>,
+    /// Flushes of `index`, shared by concurrent writes.
+    flusher: GroupFlush,
     settings: LockSettings,
     pub(crate) policy: PolicyConfig,
     pub(crate) keys: KeyLocks,
@@ -98,6 +101,7 @@ impl Locks {
             max_retention_days: settings.max_retention_days,
         };
         Self {
+            flusher: GroupFlush::start(&index),
             index,
             settings,
             policy,
@@ -160,6 +164,26 @@ impl Locks {
     /// The clock every decision uses.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.time.now()
+    }
+
+    /// Records a pending lock and returns once it is on disk: the write it protects may go to
+    /// the backend only after this.
+    pub(crate) async fn begin(&self, record: &LockRecord) -> Result<(), GatewayError> {
+        self.index.begin(record)?;
+        self.flusher.flush().await
+    }
+
+    /// The backend accepted the write: the pending record becomes committed. Not flushed
+    /// here: until the next flush (the next locked write's, or sled's own every 500 ms), a crash
+    /// leaves the pending record, which protects the version at least as strictly. Measured
+    /// with 32 concurrent locked 4 KiB PUTs, flushing here too cost 15 % of their rate.
+    pub(crate) fn commit(
+        &self,
+        pending: &ObjectRef,
+        committed: &ObjectRef,
+    ) -> Result<(), GatewayError> {
+        self.index.commit(pending, committed)?;
+        Ok(())
     }
 }
 

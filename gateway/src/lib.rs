@@ -15,6 +15,7 @@ mod deletes;
 pub mod embedded;
 pub mod enforce;
 pub mod error;
+mod group_flush;
 mod key_locks;
 pub mod lock_headers;
 pub mod lock_xml;

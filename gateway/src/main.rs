@@ -155,7 +155,7 @@ fn audit(
     use wormgate::audit::{Context, Row};
 
     let settings = settings_from(config)?;
-    let index = wormgate::server::open_index(&settings.locks.index_dir).with_context(|| {
+    let index = wormgate::server::open_index(&settings.locks.index_dir, settings.locks.index_cache_bytes).with_context(|| {
         format!(
             "cannot open the lock index in {} (is `wormgate serve` running? ask its admin listener instead)",
             settings.locks.index_dir.display()

@@ -124,8 +124,8 @@ impl Gateway {
             // the object: the change lives in the index.
             let since = self.backend_since(&resolved, inspected.head.as_ref())?;
             let record = record.with_backend_since(since);
-            self.locks.index.begin(&record)?;
-            self.locks.index.commit(&resolved, &resolved)?;
+            self.locks.begin(&record).await?;
+            self.locks.commit(&resolved, &resolved)?;
             if let Some(since) = since {
                 self.cover(&bucket, since, &lock).await;
             }
@@ -133,7 +133,7 @@ impl Gateway {
             let _ = permit;
             return Ok(ok_empty());
         }
-        self.locks.index.begin(&record)?;
+        self.locks.begin(&record).await?;
 
         let resp = if native {
             let mut headers = backend_headers(&call.headers);
@@ -147,7 +147,7 @@ impl Gateway {
                 .await?
         };
         if resp.status().is_success() {
-            self.locks.index.commit(&resolved, &resolved)?;
+            self.locks.commit(&resolved, &resolved)?;
             Ok(if native { reply(resp) } else { ok_empty() })
         } else {
             self.locks.index.abort(&resolved)?;

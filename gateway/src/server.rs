@@ -52,14 +52,17 @@ pub enum StartError {
 ///
 /// # Errors
 /// The directory cannot be created or the index cannot be opened.
-pub fn open_index(dir: &std::path::Path) -> Result<Arc<dyn LockIndex>, StartError> {
+pub fn open_index(
+    dir: &std::path::Path,
+    cache_bytes: u64,
+) -> Result<Arc<dyn LockIndex>, StartError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         StartError::Index(policy::index::IndexError::Storage(format!(
             "{}: {e}",
             dir.display()
         )))
     })?;
-    Ok(Arc::new(SledIndex::open(dir)?))
+    Ok(Arc::new(SledIndex::open_with_cache(dir, cache_bytes)?))
 }
 
 /// Parts of a server a caller provides instead of the ones its settings make.
@@ -152,7 +155,7 @@ impl Server {
         let backend = Backend::new(&remote)?;
         let index = match index {
             Some(index) => index,
-            None => open_index(&settings.locks.index_dir)?,
+            None => open_index(&settings.locks.index_dir, settings.locks.index_cache_bytes)?,
         };
         let time = crate::clock::TrustedTime::new(
             clock.unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),

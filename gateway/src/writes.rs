@@ -124,7 +124,7 @@ impl Gateway {
             let since = retention_backend.then_some(now);
             let record =
                 LockRecord::new(object.clone(), lock, source, now).with_backend_since(since);
-            self.locks.index.begin(&record)?;
+            self.locks.begin(&record).await?;
             if let Some(since) = since {
                 self.cover(&bucket, since, &lock).await;
             }
@@ -136,7 +136,7 @@ impl Gateway {
         if resp.status().is_success() {
             let committed = committed_ref(&object, facts_of_bucket.profile, resp.headers());
             if pending.is_some() {
-                self.locks.index.commit(&object, &committed)?;
+                self.locks.commit(&object, &committed)?;
             } else if matches!(facts.target, VersionState::Known(l) if !l.is_empty()) {
                 // The replaced version's (expired) lock goes with it.
                 self.locks.index.remove(&object)?;

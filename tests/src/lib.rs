@@ -121,6 +121,7 @@ pub fn test_settings(
             default_profile: profile,
             bucket_profiles: std::collections::BTreeMap::new(),
             index_dir: dir.join("index"),
+            index_cache_bytes: policy::index::DEFAULT_CACHE_BYTES,
             max_retention_days: policy::lock::Period::MAX_DAYS,
             auto_extend_up_to_days: None,
             clock_tolerance_secs: wormgate::clock::DEFAULT_TOLERANCE_SECS,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::lock::{BackendRetention, BucketLock, ObjectLock, ObjectRef};
 
 pub use memory::MemoryIndex;
-pub use sled_index::SledIndex;
+pub use sled_index::{DEFAULT_CACHE_BYTES, SledIndex};
 
 /// The on-disk format of records; a record of another format is an error, never guessed at.
 pub const FORMAT_VERSION: u8 = 1;
@@ -149,7 +149,7 @@ pub struct Scan<'a> {
     pub limit: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IndexError {
     #[error("lock index storage: {0}")]
     Storage(String),
@@ -165,14 +165,17 @@ pub type IndexResult<T> = Result<T, IndexError>;
 pub trait LockIndex: Send + Sync {
     /// The lock of a version: the stricter of its committed and pending records, if any.
     fn get(&self, object: &ObjectRef) -> IndexResult<Option<LockRecord>>;
-    /// Records a pending lock durably before the write goes to the backend. A pending record
-    /// already there is merged (the stricter wins).
+    /// Records a pending lock. A pending record already there is merged (the stricter wins).
+    /// It is durable once `flush` returns, and the write must not go to the backend before:
+    /// the caller flushes, so that concurrent writes can share one flush.
     fn begin(&self, record: &LockRecord) -> IndexResult<()>;
     /// The backend accepted the write: the pending record of `pending` becomes the committed
-    /// record of `committed`, durably. They differ when the backend names the version only in
-    /// its reply (a versioned store); otherwise they are the same.
+    /// record of `committed`. They differ when the backend names the version only in its reply
+    /// (a versioned store); otherwise they are the same. Durable at the next `flush`; a crash
+    /// before it leaves the pending record, which is at least as strict.
     fn commit(&self, pending: &ObjectRef, committed: &ObjectRef) -> IndexResult<()>;
-    /// The backend definitely refused the write: the pending record is dropped.
+    /// The backend definitely refused the write: the pending record is dropped (durable at the
+    /// next `flush`; until then a crash leaves the record, stricter than needed).
     fn abort(&self, object: &ObjectRef) -> IndexResult<()>;
     /// Writes a committed record directly (rebuild, recovery from the backend). Not flushed.
     fn put(&self, record: &LockRecord) -> IndexResult<()>;

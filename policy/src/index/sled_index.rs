@@ -16,8 +16,8 @@ use super::{
 };
 use crate::lock::ObjectRef;
 
-/// The page cache sled may keep in memory.
-const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// The page cache sled keeps in memory unless told otherwise (`open_with_cache`).
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A `LockIndex` on disk.
 pub struct SledIndex {
@@ -77,11 +77,21 @@ impl SledIndex {
     /// # Errors
     /// The directory cannot be opened, or holds an index of another format.
     pub fn open(dir: &Path) -> IndexResult<Self> {
+        // sled's own default page cache is 1 GiB; the gateway's memory must stay small.
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the index with a page cache of `cache_bytes`. Lookups that miss the cache read
+    /// and decode a page from the file: a cache that holds the whole index makes every lookup
+    /// a memory access, at the cost of that much memory.
+    ///
+    /// # Errors
+    /// The directory cannot be opened, or holds an index of another format.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> IndexResult<Self> {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
-            // sled's default page cache is 1 GiB; the gateway's memory must stay small.
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(storage)?;
         match db.get("format").map_err(storage)? {
@@ -154,8 +164,7 @@ impl LockIndex for SledIndex {
                 pending.insert(k.as_slice(), bytes)?;
                 Ok(())
             })
-            .map_err(tx_error)?;
-        self.durable()
+            .map_err(tx_error)
     }
 
     fn commit(&self, pending_ref: &ObjectRef, committed_ref: &ObjectRef) -> IndexResult<()> {
@@ -169,13 +178,14 @@ impl LockIndex for SledIndex {
                 }
                 Ok(())
             })
-            .map_err(tx_error)?;
-        self.durable()
+            .map_err(tx_error)
     }
 
     fn abort(&self, object: &ObjectRef) -> IndexResult<()> {
-        self.pending.remove(key::version(object)).map_err(storage)?;
-        self.durable()
+        self.pending
+            .remove(key::version(object))
+            .map(|_| ())
+            .map_err(storage)
     }
 
     fn put(&self, record: &LockRecord) -> IndexResult<()> {
