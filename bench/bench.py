@@ -32,6 +32,9 @@ GIB = 1 << 30 if not QUICK else 64 << 20
 MID = 64 << 20 if not QUICK else 4 << 20
 SMALL_SECS = 5.0 if not QUICK else 1.0
 INDEX_SIZES = [1_000_000, 10_000_000] if not QUICK else [20_000]
+# BENCH_INDEX_SIZES=1000000: fewer (or other) index sizes; 10 M records take most of a full run.
+if os.environ.get("BENCH_INDEX_SIZES"):
+    INDEX_SIZES = [int(n) for n in os.environ["BENCH_INDEX_SIZES"].split(",")]
 RAW = ROOT / "target" / ("bench-raw.json" if not QUICK else "bench-raw-quick.json")
 
 BACKEND_KEY, BACKEND_SECRET = "BENCHBACKENDKEY00001", "bench-backend-secret-000000000000001"
