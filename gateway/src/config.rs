@@ -126,7 +126,8 @@ pub struct ServerSection {
     pub shutdown_grace_secs: Option<u64>,
     /// Threads that serve requests (default: half the CPUs, at least one). A sidecar shares its
     /// CPUs with the backup agent it serves; measured on two cores with the client beside it,
-    /// one worker served 4 KiB HEADs 24 % and GETs 34 % faster than two (medians), and large transfers as fast.
+    /// one worker served 4 KiB HEADs 24 % and GETs 34 % faster than two (medians), and large
+    /// transfers as fast.
     /// Env: `WORMGATE_WORKER_THREADS`.
     pub worker_threads: Option<usize>,
 }
