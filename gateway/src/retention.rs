@@ -125,7 +125,7 @@ impl Gateway {
             let since = self.backend_since(&resolved, inspected.head.as_ref())?;
             let record = record.with_backend_since(since);
             self.locks.begin(&record).await?;
-            self.locks.commit(&resolved, &resolved)?;
+            self.locks.index.commit(&resolved, &resolved)?;
             if let Some(since) = since {
                 self.cover(&bucket, since, &lock).await;
             }
@@ -147,7 +147,7 @@ impl Gateway {
                 .await?
         };
         if resp.status().is_success() {
-            self.locks.commit(&resolved, &resolved)?;
+            self.locks.index.commit(&resolved, &resolved)?;
             Ok(if native { reply(resp) } else { ok_empty() })
         } else {
             self.locks.index.abort(&resolved)?;

@@ -136,7 +136,7 @@ impl Gateway {
         if resp.status().is_success() {
             let committed = committed_ref(&object, facts_of_bucket.profile, resp.headers());
             if pending.is_some() {
-                self.locks.commit(&object, &committed)?;
+                self.locks.index.commit(&object, &committed)?;
             } else if matches!(facts.target, VersionState::Known(l) if !l.is_empty()) {
                 // The replaced version's (expired) lock goes with it.
                 self.locks.index.remove(&object)?;

@@ -171,8 +171,10 @@ pub trait LockIndex: Send + Sync {
     fn begin(&self, record: &LockRecord) -> IndexResult<()>;
     /// The backend accepted the write: the pending record of `pending` becomes the committed
     /// record of `committed`. They differ when the backend names the version only in its reply
-    /// (a versioned store); otherwise they are the same. Durable at the next `flush`; a crash
-    /// before it leaves the pending record, which is at least as strict.
+    /// (a versioned store); otherwise they are the same. Durable at the next `flush` (the next
+    /// locked write's, or sled's own every 500 ms); a crash before it leaves the pending record,
+    /// which is at least as strict. Measured with 32 concurrent locked 4 KiB PUTs, flushing here
+    /// too cost 15 % of their rate.
     fn commit(&self, pending: &ObjectRef, committed: &ObjectRef) -> IndexResult<()>;
     /// The backend definitely refused the write: the pending record is dropped (durable at the
     /// next `flush`; until then a crash leaves the record, stricter than needed).
