@@ -8,13 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
@@ -27,6 +20,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config::RemoteBackend;
 use crate::error::GatewayError;
+use crate::sigv4::{SignError, Signer};
 
 /// A request or response body on its way through the gateway.
 pub type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn StdError + Send + Sync>>;
@@ -51,8 +45,7 @@ struct Inner {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     host: HeaderValue,
-    identity: Identity,
-    region: String,
+    signer: Signer,
     response_timeout: Duration,
 }
 
@@ -152,14 +145,11 @@ impl Backend {
 
         let client = http_client(remote.ca_file.as_deref(), remote.connect_timeout_secs)?;
 
-        let identity = Credentials::new(
-            remote.access_key.clone(),
-            remote.secret_key.expose().to_owned(),
-            None,
-            None,
-            "wormgate-config",
-        )
-        .into();
+        let signer = Signer::new(
+            &remote.access_key,
+            remote.secret_key.expose(),
+            &remote.region,
+        );
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -167,8 +157,7 @@ impl Backend {
                 scheme,
                 authority,
                 host,
-                identity,
-                region: remote.region.clone(),
+                signer,
                 response_timeout: Duration::from_secs(remote.response_timeout_secs),
             }),
         })
@@ -198,6 +187,17 @@ impl Backend {
             .build()
             .map_err(|e| GatewayError::InvalidUri(format!("cannot build the backend URI: {e}")))?;
         headers.insert(HOST, inner.host.clone());
+        let payload_hash = match payload {
+            Payload::Unsigned => "UNSIGNED-PAYLOAD",
+            Payload::UnsignedWithTrailer => "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        };
+        inner
+            .signer
+            .sign(&method, &uri, &mut headers, payload_hash, SystemTime::now())
+            .map_err(|e| match e {
+                SignError::NotAscii(_) => GatewayError::InvalidArgument(e.to_string()),
+                SignError::KeyLength(_) => GatewayError::Internal(format!("signing failed: {e}")),
+            })?;
 
         let mut request = Request::builder()
             .method(method)
@@ -207,7 +207,6 @@ impl Backend {
                 GatewayError::Internal(format!("cannot build the backend request: {e}"))
             })?;
         *request.headers_mut() = headers;
-        self.sign(&mut request, payload)?;
 
         let fut = inner.client.request(request);
         match tokio::time::timeout(inner.response_timeout, fut).await {
@@ -218,49 +217,6 @@ impl Backend {
                 inner.response_timeout.as_secs()
             ))),
         }
-    }
-
-    fn sign<B>(&self, request: &mut Request<B>, payload: Payload) -> Result<(), GatewayError> {
-        let inner = &*self.inner;
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&inner.identity)
-            .region(&inner.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| GatewayError::Internal(format!("signing parameters: {e}")))?
-            .into();
-
-        let mut pairs = Vec::with_capacity(request.headers().len());
-        for (name, value) in request.headers() {
-            let value = value.to_str().map_err(|_| {
-                GatewayError::InvalidArgument(format!(
-                    "header {name} must be ASCII to be forwarded"
-                ))
-            })?;
-            pairs.push((name.as_str(), value));
-        }
-        let uri = request.uri().to_string();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            uri,
-            pairs.into_iter(),
-            match payload {
-                Payload::Unsigned => SignableBody::UnsignedPayload,
-                Payload::UnsignedWithTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
-            },
-        )
-        .map_err(|e| GatewayError::InvalidArgument(format!("cannot sign the request: {e}")))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| GatewayError::Internal(format!("signing failed: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
     }
 }
 

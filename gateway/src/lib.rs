@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod rebuild;
 mod retention;
 pub mod server;
+mod sigv4;
 pub mod target;
 pub mod telemetry;
 pub mod tls;

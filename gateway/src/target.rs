@@ -227,6 +227,28 @@ impl Query {
     }
 }
 
+/// A query string as SigV4 signs it: each pair decoded as a form (`+` is a space), re-encoded
+/// in AWS's encoding, and sorted; a name without a value gets `=`.
+#[must_use]
+pub fn canonical_query(raw: &str) -> String {
+    let mut pairs: Vec<(String, String)> = Query::parse(raw)
+        .0
+        .into_iter()
+        .map(|(k, v)| (encode_query_value(&k), encode_query_value(&v)))
+        .collect();
+    pairs.sort_unstable();
+    let mut out = String::with_capacity(raw.len() + 8);
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
 fn decode_form(s: &str) -> String {
     if s.contains('+') {
         percent_decode_str(&s.replace('+', " "))
