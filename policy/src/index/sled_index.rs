@@ -14,6 +14,7 @@
 //!   and `get` returns the stricter;
 //! - readers look at `pending` before `committed`, so a commit running beside them is seen in
 //!   one tree or the other, never in neither.
+
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
