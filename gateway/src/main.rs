@@ -155,10 +155,12 @@ fn audit(
     use wormgate::audit::{Context, Row};
 
     let settings = settings_from(config)?;
-    let index = wormgate::server::open_index(&settings.locks.index_dir, settings.locks.index_cache_bytes).with_context(|| {
+    let locks = &settings.locks;
+    let index = wormgate::server::open_index(&locks.index_dir, locks.index_cache_bytes);
+    let index = index.with_context(|| {
         format!(
             "cannot open the lock index in {} (is `wormgate serve` running? ask its admin listener instead)",
-            settings.locks.index_dir.display()
+            locks.index_dir.display()
         )
     })?;
     let profile_of = |b: &str| settings.locks.profile_of(b);

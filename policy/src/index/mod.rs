@@ -174,7 +174,8 @@ pub trait LockIndex: Send + Sync {
     /// (a versioned store); otherwise they are the same. Durable at the next `flush` (the next
     /// locked write's, or sled's own every 500 ms); a crash before it leaves the pending record,
     /// which is at least as strict. Measured with 32 concurrent locked 4 KiB PUTs, flushing here
-    /// too cost 15 % of their rate.
+    /// too cost 5 % of their rate (3 241 against 3 415 ops/s, medians of 3 rounds) and 30 µs of
+    /// CPU a write.
     fn commit(&self, pending: &ObjectRef, committed: &ObjectRef) -> IndexResult<()>;
     /// The backend definitely refused the write: the pending record is dropped (durable at the
     /// next `flush`; until then a crash leaves the record, stricter than needed).
