@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -343,7 +343,16 @@ impl Server {
                 let id = next_request_id();
                 req.extensions_mut().insert(RequestId(id.clone()));
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-                let mut resp = service.call(req.map(s3s::Body::from)).await?;
+                let http1 = req.version() < http::Version::HTTP_2;
+                let (req, body_read) = ReadThrough::track(req);
+                let mut resp = service.call(req).await?;
+                // After a reply sent before the request body was read to its end, hyper closes
+                // the connection rather than wait for the rest. Saying so in the reply keeps the
+                // client from pooling it and sending its next request into a closed socket.
+                if http1 && body_read.is_some_and(|read| !read.load(Ordering::Acquire)) {
+                    resp.headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 if resp.status().is_client_error() || resp.status().is_server_error() {
                     tracing::info!(request_id = %id, %method, %path, status = resp.status().as_u16(), "error reply");
                 }
@@ -475,6 +484,65 @@ where
         );
     }
     Ok(())
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadThrough {
+    inner: Incoming,
+    done: Arc<AtomicBool>,
+}
+
+impl ReadThrough {
+    /// The request for s3s, and for a request with a body, the flag its end sets.
+    fn track(req: http::Request<Incoming>) -> (http::Request<s3s::Body>, Option<Arc<AtomicBool>>) {
+        use http_body::Body as _;
+        if req.body().is_end_stream() {
+            return (req.map(s3s::Body::from), None);
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        (
+            req.map(|inner| s3s::Body::http_body(Self { inner, done })),
+            Some(flag),
+        )
+    }
+
+    fn note_end(&self) -> bool {
+        use http_body::Body as _;
+        let end = self.inner.is_end_stream();
+        if end {
+            self.done.store(true, Ordering::Release);
+        }
+        end
+    }
+}
+
+impl http_body::Body for ReadThrough {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) => self.done.store(true, Ordering::Release),
+            std::task::Poll::Ready(Some(Ok(_))) => {
+                self.note_end();
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.note_end()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -133,6 +133,58 @@ async fn bad_credentials_and_requests_get_s3_errors() {
     stack.shutdown().await;
 }
 
+/// A reply sent before the request body was read to its end says `Connection: close`: the
+/// connection cannot carry another request, and a client that pooled it would send its next
+/// request into a closed socket. A completed upload keeps the connection.
+#[tokio::test]
+async fn a_reply_that_leaves_the_body_unread_closes_the_connection() {
+    let mut stack = Stack::start().await;
+    let bucket = stack.new_bucket("unread").await;
+    let url = format!("{}/{bucket}/k", stack.gateway_url());
+    let put = |url: String| async move {
+        signed_request(
+            "PUT",
+            &url,
+            &[("content-length", "4")],
+            full("data"),
+            ACCESS_KEY,
+            SECRET_KEY,
+        )
+        .await
+    };
+    let closes = |reply: &wormgate_tests::Reply| {
+        reply
+            .headers
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v == "close")
+    };
+
+    let stored = put(url.clone()).await;
+    assert_eq!(stored.status, 200, "{stored:?}");
+    assert!(!closes(&stored), "{stored:?}");
+
+    let refused = put(format!("{url}?frobnicate")).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(closes(&refused), "{refused:?}");
+
+    stack.stop_backend();
+    let mut outage = None;
+    for _ in 0..50 {
+        let reply = put(url.clone()).await;
+        if reply.status == 503 {
+            outage = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outage = outage.expect("the gateway must answer 503 while the store is down");
+    assert!(closes(&outage), "{outage:?}");
+
+    stack.restart_backend().await;
+    still_serving(&stack, &bucket).await;
+    stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn users_reach_only_their_buckets() {
     let stack = Stack::start().await;
