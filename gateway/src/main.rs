@@ -156,7 +156,8 @@ fn audit(
 
     let settings = settings_from(config)?;
     let locks = &settings.locks;
-    let index = wormgate::server::open_index(&locks.index_dir, locks.index_cache_bytes);
+    // One pass over the records: loading them all into memory first would only cost time.
+    let index = wormgate::server::open_index(&locks.index_dir, locks.index_cache_bytes, false);
     let index = index.with_context(|| {
         format!(
             "cannot open the lock index in {} (is `wormgate serve` running? ask its admin listener instead)",

@@ -55,6 +55,7 @@ pub enum StartError {
 pub fn open_index(
     dir: &std::path::Path,
     cache_bytes: u64,
+    records_in_memory: bool,
 ) -> Result<Arc<dyn LockIndex>, StartError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         StartError::Index(policy::index::IndexError::Storage(format!(
@@ -62,7 +63,18 @@ pub fn open_index(
             dir.display()
         )))
     })?;
-    Ok(Arc::new(SledIndex::open_with_cache(dir, cache_bytes)?))
+    let index = SledIndex::open_with_cache(dir, cache_bytes)?;
+    if !records_in_memory {
+        return Ok(Arc::new(index));
+    }
+    let started = std::time::Instant::now();
+    let index = index.with_records_in_memory()?;
+    tracing::info!(
+        records = index.len()?,
+        secs = started.elapsed().as_secs_f64(),
+        "lock records loaded into memory"
+    );
+    Ok(Arc::new(index))
 }
 
 /// Parts of a server a caller provides instead of the ones its settings make.
@@ -155,7 +167,11 @@ impl Server {
         let backend = Backend::new(&remote)?;
         let index = match index {
             Some(index) => index,
-            None => open_index(&settings.locks.index_dir, settings.locks.index_cache_bytes)?,
+            None => open_index(
+                &settings.locks.index_dir,
+                settings.locks.index_cache_bytes,
+                settings.locks.index_records_in_memory,
+            )?,
         };
         let time = crate::clock::TrustedTime::new(
             clock.unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),

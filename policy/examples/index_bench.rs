@@ -7,7 +7,9 @@
 //! write-ahead path of one locked write alone (`begin`, flush, `commit`) for 1 000 records.
 //! Then it opens the index again with a page cache of BIG_CACHE_MIB (default 2048), reads
 //! every record once to warm it, and times the same lookups again, with the process's
-//! resident memory. A benchmark, not a test: it asserts nothing about time.
+//! resident memory. Between the two it opens the index with the default page cache and every
+//! record in memory (`with_records_in_memory`), and times the load and the same lookups.
+//! A benchmark, not a test: it asserts nothing about time.
 
 use std::time::{Duration, Instant};
 
@@ -120,6 +122,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes = index.size_on_disk()?;
     drop(index);
 
+    let rss_before = rss_mib();
+    let start = Instant::now();
+    let in_memory = reopen(&dir, policy::index::DEFAULT_CACHE_BYTES)?.with_records_in_memory()?;
+    let load = start.elapsed();
+    let rss_in_memory = rss_mib();
+    let memory = time_lookups(&in_memory, n)?;
+    drop(in_memory);
+
     let big = reopen(&dir, big_cache_mib << 20)?;
     let mut seen = 0u64;
     let mut after = None;
@@ -155,6 +165,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&warm, 0.50).as_secs_f64() * 1e6,
         percentile(&warm, 0.99).as_secs_f64() * 1e6,
         rss_mib()
+    );
+    println!(
+        "lookup (get), records in memory, loaded in {:.1} s: p50 {:.1} µs, p99 {:.1} µs; resident memory {rss_in_memory} MiB ({} MiB before loading)",
+        load.as_secs_f64(),
+        percentile(&memory, 0.50).as_secs_f64() * 1e6,
+        percentile(&memory, 0.99).as_secs_f64() * 1e6,
+        rss_before
     );
     println!(
         "write-ahead (begin, flush, commit): p50 {:.2} ms, p99 {:.2} ms over {} writes",

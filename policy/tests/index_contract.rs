@@ -271,6 +271,16 @@ fn sled_index_keeps_the_contract() {
     contract(&SledIndex::open(dir.path()).expect("open"));
 }
 
+#[test]
+fn sled_index_with_records_in_memory_keeps_the_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = SledIndex::open(dir.path())
+        .expect("open")
+        .with_records_in_memory()
+        .expect("records in memory");
+    contract(&index);
+}
+
 /// Opens the index again in this process. sled's background flusher thread can hold the
 /// directory's file lock for a moment after the last handle is dropped, so the lock is waited
 /// for (at most 5 s); any other error fails at once.

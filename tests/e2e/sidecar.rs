@@ -335,8 +335,8 @@ async fn assert_locked(client: &aws_sdk_s3::Client, bucket: &str, keys: &[String
     }
 }
 
-/// 100 concurrent locked PUTs, kill -9 part-way, restart: every PUT the client saw
-/// acknowledged is locked, and `index verify` finds nothing lost.
+/// 100 concurrent locked PUTs, kill -9 part-way, restart (with the records in memory): every
+/// PUT the client saw acknowledged is locked, and `index verify` finds nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_in_the_middle_of_a_backup_loses_no_acknowledged_lock() {
     Box::pin(async {
@@ -380,7 +380,13 @@ async fn kill_9_in_the_middle_of_a_backup_loses_no_acknowledged_lock() {
             "the kill must land part-way"
         );
 
-        let mut gw = Gateway::start(&config, &[]).await;
+        // Restarted with every committed record loaded into memory: what the crash left on
+        // disk must reach that copy, and the decisions read it.
+        let in_memory = [(
+            "WORMGATE_INDEX_RECORDS_IN_MEMORY".to_owned(),
+            "true".to_owned(),
+        )];
+        let mut gw = Gateway::start(&config, &in_memory).await;
         let agent = client_at(&gw.url, (ACCESS_KEY, SECRET_KEY), TimeDelta::zero());
         assert_locked(&agent, &bucket, &acked).await;
         // Nothing at all in the bucket is deletable early, acknowledged or not.

@@ -122,6 +122,7 @@ pub fn test_settings(
             bucket_profiles: std::collections::BTreeMap::new(),
             index_dir: dir.join("index"),
             index_cache_bytes: policy::index::DEFAULT_CACHE_BYTES,
+            index_records_in_memory: false,
             max_retention_days: policy::lock::Period::MAX_DAYS,
             auto_extend_up_to_days: None,
             clock_tolerance_secs: wormgate::clock::DEFAULT_TOLERANCE_SECS,
