@@ -342,6 +342,8 @@ def cell(s, fmt):
 
 
 def report(runs, rss32, index):
+    # The rounds the figures come from (a report made again need not know BENCH_ROUNDS).
+    rounds = max(len(v) for v in runs.values())
     machine = {
         "cpus": os.cpu_count(),
         "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
@@ -349,7 +351,7 @@ def report(runs, rss32, index):
         "kernel": platform.release(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
-        "rounds": ROUNDS,
+        "rounds": rounds,
         "quick": QUICK,
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -357,7 +359,7 @@ def report(runs, rss32, index):
     lines = []
     lines.append("# Benchmarks\n")
     lines.append("Produced by `bash bench/run.sh` (see the README). Every figure is the median of "
-                 f"{ROUNDS} rounds with the min–max in brackets; in each round the three targets run one after "
+                 f"{rounds} rounds with the min–max in brackets; in each round the three targets run one after "
                  "the other, in an order that rotates from round to round. The store is s3s-fs on tmpfs; "
                  "wormgate's lock index is on disk, as on a persistent volume; wormgate runs with its default "
                  "worker threads (half the cores). The "

@@ -15,8 +15,8 @@
 //! - readers look at `pending` before `committed`, so a commit running beside them is seen in
 //!   one tree or the other, never in neither.
 //!
-//! With `with_records_in_memory`, every committed record is also kept in memory, as the bytes
-//! sled holds, and lookups read `committed` there: a sled lookup in a large tree takes p99
+//! With `with_records_in_memory`, every committed record is also kept in memory (all of it but
+//! the version's name, which is the map's key), and lookups read `committed` there: a sled lookup in a large tree takes p99
 //! several times its median (its page cache accounts accesses in batches), a hash map lookup
 //! does not. Each change to a version's committed record updates the copy after the tree,
 //! under a lock striped by version key, so the two end every change alike; `pending` is read
@@ -29,7 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use sled::{IVec, Tree};
+use sled::Tree;
 
 use super::{
     BucketRecord, FORMAT_VERSION, IndexError, IndexResult, LockIndex, LockRecord, Scan,
@@ -51,9 +51,9 @@ pub struct SledIndex {
     memory: Option<Records>,
 }
 
-/// The committed records in memory (`with_records_in_memory`): version key → record bytes.
+/// The committed records in memory (`with_records_in_memory`), by version key.
 struct Records {
-    by_key: DashMap<Box<[u8]>, IVec>,
+    by_key: DashMap<Box<[u8]>, Held>,
     /// Writers of one version key hold the same stripe across the tree's write and the copy's.
     stripes: Vec<Mutex<()>>,
     hasher: RandomState,
@@ -69,6 +69,34 @@ impl Records {
         self.stripes[i]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A committed record without its version's name, which the map's key gives.
+#[derive(Clone)]
+struct Held {
+    lock: crate::lock::ObjectLock,
+    source: super::LockSource,
+    written_at: DateTime<Utc>,
+    backend_since: Option<DateTime<Utc>>,
+}
+
+impl From<LockRecord> for Held {
+    fn from(r: LockRecord) -> Self {
+        Self {
+            lock: r.lock,
+            source: r.source,
+            written_at: r.written_at,
+            backend_since: r.backend_since,
+        }
+    }
+}
+
+impl Held {
+    /// The record again, named `object` (the version whose key found it).
+    fn record(self, object: &ObjectRef) -> LockRecord {
+        LockRecord::new(object.clone(), self.lock, self.source, self.written_at)
+            .with_backend_since(self.backend_since)
     }
 }
 
@@ -123,8 +151,8 @@ impl SledIndex {
     }
 
     /// Keeps every committed record in memory too, read once from disk here: lookups no
-    /// longer depend on the page cache, at about 400 bytes of memory per record (the key and
-    /// the record as stored, in a hash map).
+    /// longer depend on the page cache, at about 200 bytes of memory per record (the version
+    /// key and the lock, in a hash map).
     ///
     /// # Errors
     /// A record cannot be read.
@@ -136,7 +164,9 @@ impl SledIndex {
         };
         for entry in &self.committed {
             let (k, v) = entry.map_err(storage)?;
-            records.by_key.insert(k.as_ref().into(), v);
+            records
+                .by_key
+                .insert(k.as_ref().into(), Held::from(decode_record(&v)?));
         }
         self.memory = Some(records);
         Ok(self)
@@ -167,16 +197,15 @@ impl SledIndex {
                 .insert(d.as_slice(), &[][..])
                 .map_err(storage)?;
         }
-        let bytes = record.map(encode).transpose()?.map(IVec::from);
-        let old = match &bytes {
-            Some(b) => self.committed.insert(&k, b.clone()),
+        let old = match record {
+            Some(r) => self.committed.insert(&k, encode(r)?),
             None => self.committed.remove(&k),
         }
         .map_err(storage)?;
         if let Some(m) = &self.memory {
-            match bytes {
-                Some(b) => {
-                    m.by_key.insert(k.into_boxed_slice(), b);
+            match record {
+                Some(r) => {
+                    m.by_key.insert(k.into_boxed_slice(), Held::from(r.clone()));
                 }
                 None => {
                     m.by_key.remove(k.as_slice());
@@ -212,10 +241,10 @@ impl LockIndex for SledIndex {
         };
         let pending = read(&self.pending)?;
         let committed = match &self.memory {
-            Some(m) => {
-                let bytes = m.by_key.get(k.as_slice()).map(|v| v.value().clone());
-                bytes.map(|v| decode_record(&v)).transpose()?
-            }
+            Some(m) => m
+                .by_key
+                .get(k.as_slice())
+                .map(|held| held.value().clone().record(object)),
             None => read(&self.committed)?,
         };
         Ok(match (committed, pending) {
@@ -535,9 +564,17 @@ mod tests {
         });
         let memory = index.memory.as_ref().expect("records in memory");
         for key in ["k0", "k1", "k2", "old"] {
-            let k = key::version(&ObjectRef::new("b", key, None));
-            let on_disk = index.committed.get(&k).expect("tree");
-            let in_memory = memory.by_key.get(k.as_slice()).map(|v| v.value().clone());
+            let object = ObjectRef::new("b", key, None);
+            let k = key::version(&object);
+            let on_disk = index
+                .committed
+                .get(&k)
+                .expect("tree")
+                .map(|v| decode_record(&v).expect("decode"));
+            let in_memory = memory
+                .by_key
+                .get(k.as_slice())
+                .map(|held| held.value().clone().record(&object));
             assert_eq!(in_memory, on_disk, "{key}");
         }
         assert_eq!(memory.by_key.len(), index.committed.len());
