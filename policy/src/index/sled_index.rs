@@ -151,7 +151,7 @@ impl SledIndex {
     }
 
     /// Keeps every committed record in memory too, read once from disk here: lookups no
-    /// longer depend on the page cache, at about 200 bytes of memory per record (the version
+    /// longer depend on the page cache, at about 250 bytes of memory per record (the version
     /// key and the lock, in a hash map).
     ///
     /// # Errors
