@@ -16,15 +16,15 @@
 //!   one tree or the other, never in neither.
 //!
 //! With `with_records_in_memory`, every committed record is also kept in memory (all of it but
-//! the version's name, which is the map's key), and lookups read `committed` there: a sled lookup in a large tree takes p99
-//! several times its median (its page cache accounts accesses in batches), a hash map lookup
-//! does not. Each change to a version's committed record updates the copy after the tree,
-//! under a lock striped by version key, so the two end every change alike; `pending` is read
-//! from sled still, so an index sled can no longer read fails closed as before.
-
-use std::path::Path;
+//! the version's name, which is the map's key), and lookups read `committed` there: a sled
+//! lookup in a large tree takes p99 several times its median (its page cache accounts accesses
+//! in batches), a hash map lookup does not. Each change to a version's committed record updates
+//! the copy after the tree, under a lock striped by version key, so the two end every change
+//! alike; `pending` is read from sled still, so an index sled can no longer read fails closed
+//! as before.
 
 use std::hash::{BuildHasher, RandomState};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
