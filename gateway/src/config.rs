@@ -88,8 +88,8 @@ pub struct LocksSection {
     /// Directory of the lock index (sled). Default `<data_dir>/index`. Env: `WORMGATE_INDEX_DIR`.
     pub index_dir: Option<PathBuf>,
     /// Memory the lock index may keep as its page cache, in MiB (default 32). A lookup that
-    /// misses it reads from disk: at 1 M locked versions, lookups took p99 255 µs with the
-    /// default and 17.5 µs with 1024 MiB (docs/BENCHMARKS.md). Env: `WORMGATE_INDEX_CACHE_MIB`.
+    /// misses it reads from disk: at 1 M locked versions, lookups took p99 318 µs with the
+    /// default and 17 µs with 1024 MiB (docs/BENCHMARKS.md). Env: `WORMGATE_INDEX_CACHE_MIB`.
     pub index_cache_mib: Option<u64>,
     /// Keep every committed lock record in memory too, loaded from the index at start-up
     /// (default false). Lookups then never wait on the page cache: at 10 M locked versions,
