@@ -601,6 +601,7 @@ fn number_from_env<T: std::str::FromStr>(
         .transpose()
 }
 
+/// `true` or `false` from the environment, if the variable is set.
 fn flag_from_env(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
     env.var(name)
         .map(|v| match v.as_str() {
