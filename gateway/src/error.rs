@@ -33,6 +33,14 @@ pub enum GatewayError {
     /// The request path cannot be decoded.
     #[error("{0}")]
     InvalidUri(String),
+    /// A bucket or key the gateway will not act on (see `target::check_key`).
+    #[error("{0}")]
+    Target(#[from] crate::target::TargetError),
+    #[error("{0}")]
+    BucketNotEmpty(String),
+    /// A presigned URL's parameters that AWS refuses too (validity over a week).
+    #[error("{0}")]
+    AuthorizationQuery(String),
     /// A header or parameter value that is not acceptable.
     #[error("{0}")]
     InvalidArgument(String),
@@ -192,6 +200,20 @@ impl GatewayError {
             Self::AccessDenied(m) => (S3ErrorCode::AccessDenied, m.clone()),
             Self::InvalidRequest(m) => (S3ErrorCode::InvalidRequest, m.clone()),
             Self::InvalidUri(m) => (S3ErrorCode::InvalidURI, m.clone()),
+            Self::Target(e) => {
+                use crate::target::TargetError as T;
+                let code = match e {
+                    T::NotUtf8 | T::NotAbsolute | T::EmptyBucket => S3ErrorCode::InvalidURI,
+                    T::BadBucketName => S3ErrorCode::InvalidBucketName,
+                    T::DotSegment | T::EmptySegment => S3ErrorCode::InvalidArgument,
+                    T::KeyTooLong => S3ErrorCode::KeyTooLongError,
+                };
+                (code, e.to_string())
+            }
+            Self::BucketNotEmpty(m) => (S3ErrorCode::BucketNotEmpty, m.clone()),
+            Self::AuthorizationQuery(m) => {
+                (S3ErrorCode::AuthorizationQueryParametersError, m.clone())
+            }
             Self::InvalidArgument(m) => (S3ErrorCode::InvalidArgument, m.clone()),
             Self::MalformedXml(m) => (S3ErrorCode::MalformedXML, m.clone()),
             Self::TooLarge(_) => (S3ErrorCode::MaxMessageLengthExceeded, self.to_string()),

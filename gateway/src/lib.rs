@@ -4,6 +4,7 @@
 //! ([`op`]), authorises and forwards through [`backend`], streaming both ways.
 
 pub mod admin;
+pub mod admission;
 pub mod audit;
 pub mod backend;
 mod bucket_retention;

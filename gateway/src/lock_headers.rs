@@ -39,12 +39,21 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Gatew
 }
 
 /// Parses an ISO 8601 date as S3 accepts it (`2030-01-01T00:00:00Z`, with or without fraction
-/// or offset).
+/// or offset) to the exact instant it names (see [`instant`]).
 #[must_use]
 pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
-        .map(|d| d.with_timezone(&Utc))
+        .and_then(|d| instant(d.with_timezone(&Utc)))
+}
+
+/// The instant a date names, in UTC, at the millisecond precision S3 keeps: a fraction below
+/// the millisecond (or a leap second) rounds *up*, so a date the gateway decides on and
+/// forwards is never earlier than the one the client asked for.
+#[must_use]
+pub fn instant(d: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let below_ms = d.timestamp_subsec_nanos() % 1_000_000 != 0;
+    DateTime::from_timestamp_millis(d.timestamp_millis().checked_add(i64::from(below_ms))?)
 }
 
 /// A date as S3 writes it: `2030-01-01T00:00:00.000Z`.

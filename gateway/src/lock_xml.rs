@@ -13,7 +13,7 @@ use s3s::dto;
 use s3s::xml::{Deserialize, Deserializer};
 
 use crate::error::GatewayError;
-use crate::lock_headers::{format_date, parse_date};
+use crate::lock_headers::format_date;
 
 /// The largest policy body read (Retention, LegalHold, lock and versioning configuration).
 pub const POLICY_BODY_CAP: usize = 64 * 1024;
@@ -47,10 +47,13 @@ fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, GatewayError> {
     Ok(v)
 }
 
-fn timestamp_text(t: &dto::Timestamp) -> Option<String> {
-    let mut buf = Vec::new();
-    t.format(dto::TimestampFormat::DateTime, &mut buf).ok()?;
-    String::from_utf8(buf).ok()
+/// The instant an XML date names. s3s keeps the offset the client wrote and would print the
+/// local time with a `Z` (`…T00:10:56-12:00` as `…T00:10:56Z`, twelve hours short): the
+/// instant is taken from the timestamp itself, never from its text.
+fn timestamp_instant(t: dto::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = time::OffsetDateTime::from(t);
+    let nanos = i64::try_from(t.unix_timestamp_nanos()).ok()?;
+    crate::lock_headers::instant(chrono::DateTime::from_timestamp_nanos(nanos))
 }
 
 /// A PutObjectRetention body; `None` clears the retention (an empty `<Retention/>`).
@@ -64,13 +67,11 @@ pub fn parse_retention(bytes: &[u8]) -> Result<Option<Retention>, GatewayError> 
         (Some(mode), Some(date)) => {
             let mode = RetentionMode::from_s3(mode.as_str())
                 .ok_or_else(|| GatewayError::MalformedXml("Unknown retention mode".into()))?;
-            let until = timestamp_text(&date)
-                .and_then(|s| parse_date(&s))
-                .ok_or_else(|| {
-                    GatewayError::InvalidArgument(
-                        "The retain until date must be provided in ISO 8601 format".into(),
-                    )
-                })?;
+            let until = timestamp_instant(date).ok_or_else(|| {
+                GatewayError::InvalidArgument(
+                    "The retain until date must be provided in ISO 8601 format".into(),
+                )
+            })?;
             Ok(Some(Retention { mode, until }))
         }
         _ => Err(GatewayError::InvalidArgument(
@@ -310,6 +311,28 @@ mod tests {
         assert!(parse_retention(b"<Retention><Mode>X</Mode><RetainUntilDate>2030-01-02T03:04:05Z</RetainUntilDate></Retention>").is_err());
         assert!(parse_retention(b"<Retention>").is_err());
         assert!(parse_retention(b"<Nope/>").is_err());
+    }
+
+    #[test]
+    fn retention_dates_are_exact_instants() {
+        let until = |date: &str| {
+            let xml = format!(
+                "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{date}</RetainUntilDate></Retention>"
+            );
+            parse_retention(xml.as_bytes())
+                .expect("valid")
+                .map(|r| format_date(r.until))
+        };
+        for (date, want) in [
+            ("2026-12-01T00:10:56-12:00", "2026-12-01T12:10:56.000Z"),
+            ("2026-12-01T00:10:56+14:00", "2026-11-30T10:10:56.000Z"),
+            ("2026-12-01T00:10:56.5+05:30", "2026-11-30T18:40:56.500Z"),
+            ("2026-12-01T00:10:56Z", "2026-12-01T00:10:56.000Z"),
+            // Below the millisecond rounds up, never down.
+            ("2026-12-01T00:10:56.0001Z", "2026-12-01T00:10:56.001Z"),
+        ] {
+            assert_eq!(until(date).as_deref(), Some(want), "{date}");
+        }
     }
 
     #[test]

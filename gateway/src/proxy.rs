@@ -166,13 +166,15 @@ impl Gateway {
             .as_ref()
             .and_then(|c| self.users.get(&c.access_key))
             .ok_or_else(|| GatewayError::AccessDenied("Access Denied".into()))?;
-        let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let target = Target::resolve(req.uri.path(), host, self.base_domain.as_deref())
-            .map_err(|e| GatewayError::InvalidUri(e.to_string()))?;
+        let mut req = req;
         let mut query = Query::parse(req.uri.query().unwrap_or_default());
+        let signature = crate::admission::admit(&mut req.headers, &query)?;
         query.remove_signature();
+        let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let target = Target::resolve(req.uri.path(), host, self.base_domain.as_deref())?;
         let op = S3Op::classify(&req.method, &target, &query, &req.headers);
         tracing::debug!(op = op.name(), bucket = ?target.bucket, key = ?target.key, user = %user.access_key, "classified");
+        crate::admission::check_signature_covers(signature, op, &req.method)?;
 
         if op == S3Op::Unknown && !matches!(req.method, Method::GET | Method::HEAD) {
             return Err(GatewayError::UnknownOperation(format!(
@@ -365,20 +367,9 @@ fn authorize(
         return Err(denied());
     }
     if let Some(source) = headers.get("x-amz-copy-source") {
-        let source = source
-            .to_str()
-            .map_err(|_| GatewayError::InvalidArgument("x-amz-copy-source is not ASCII".into()))?;
-        let path = source.split('?').next().unwrap_or_default();
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        let source = Target::path_style(&path)
-            .map_err(|e| GatewayError::InvalidArgument(format!("x-amz-copy-source: {e}")))?;
-        match &source.bucket {
-            Some(b) if user.buckets.allows(b) => {}
-            _ => return Err(denied()),
+        let source = crate::admission::CopySource::parse(source)?;
+        if !user.buckets.allows(&source.bucket) {
+            return Err(denied());
         }
     }
     Ok(())

@@ -21,6 +21,68 @@ pub enum TargetError {
     NotAbsolute,
     #[error("the request path names an empty bucket")]
     EmptyBucket,
+    #[error(
+        "bucket names are at most 63 letters, digits, '.', '-' or '_', begin and end with a letter or digit, and have no '..'"
+    )]
+    BadBucketName,
+    #[error(
+        "object keys with '.' or '..' segments are refused: a store could resolve them to another object"
+    )]
+    DotSegment,
+    #[error(
+        "object keys with an empty segment (a leading '/' or '//') are refused: a store could resolve them to another object"
+    )]
+    EmptySegment,
+    #[error("object keys are at most 1024 bytes long")]
+    KeyTooLong,
+}
+
+/// The longest key S3 accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses a bucket name that no S3 store would accept (shorter names than S3's 3 characters
+/// pass: the store decides those). Names that begin with '.' or hold
+/// '..' would let a file-backed store step outside its bucket directory, or into its own
+/// bookkeeping files (s3s-fs keeps them beside the buckets, under names that begin with '.').
+///
+/// # Errors
+/// `BadBucketName`.
+pub fn check_bucket(name: &str) -> Result<(), TargetError> {
+    let inner_ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    let bytes = name.as_bytes();
+    let ok = (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| inner_ok(*b))
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(TargetError::BadBucketName)
+    }
+}
+
+/// Refuses a key that some store could resolve to another name than the gateway decided
+/// about: a `.` or `..` segment (`a/./k`, `a/../k`: a file-backed store resolves them to `a/k`
+/// and `k`, or out of the bucket), or an empty segment (`a//k`, `/k`: `a/k` and `k` there).
+/// Every key the gateway acts on passes here: the request path, `x-amz-copy-source` and each
+/// key of a DeleteObjects body. A trailing `/` (a folder marker) is a key of its own and stays.
+///
+/// # Errors
+/// `DotSegment`, `EmptySegment` or `KeyTooLong`.
+pub fn check_key(key: &str) -> Result<(), TargetError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(TargetError::KeyTooLong);
+    }
+    let body = key.strip_suffix('/').unwrap_or(key);
+    for segment in body.split('/') {
+        match segment {
+            "." | ".." => return Err(TargetError::DotSegment),
+            "" => return Err(TargetError::EmptySegment),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn decode(raw: &str) -> Result<String, TargetError> {
@@ -48,9 +110,18 @@ impl Target {
         if bucket.is_empty() {
             return Err(TargetError::EmptyBucket);
         }
+        Self::checked(bucket, key.map(decode).transpose()?)
+    }
+
+    /// A bucket and key that both passed their checks.
+    fn checked(bucket: String, key: Option<String>) -> Result<Self, TargetError> {
+        check_bucket(&bucket)?;
+        if let Some(k) = &key {
+            check_key(k)?;
+        }
         Ok(Self {
             bucket: Some(bucket),
-            key: key.map(decode).transpose()?,
+            key,
         })
     }
 
@@ -68,10 +139,10 @@ impl Target {
             .and_then(|(h, b)| virtual_host_bucket(h, b))
         {
             let rest = raw_path.strip_prefix('/').ok_or(TargetError::NotAbsolute)?;
-            return Ok(Self {
-                bucket: Some(bucket.to_owned()),
-                key: (!rest.is_empty()).then(|| decode(rest)).transpose()?,
-            });
+            return Self::checked(
+                bucket.to_owned(),
+                (!rest.is_empty()).then(|| decode(rest)).transpose()?,
+            );
         }
         Self::path_style(raw_path)
     }
@@ -276,6 +347,52 @@ mod tests {
         // `//k` would be bucket "" here and a different request at the backend.
         assert_eq!(Target::path_style("//"), Err(TargetError::EmptyBucket));
         assert_eq!(Target::path_style("//k"), Err(TargetError::EmptyBucket));
+    }
+
+    #[test]
+    fn names_a_store_could_resolve_elsewhere_are_refused() {
+        for (path, want) in [
+            ("/b/./k", TargetError::DotSegment),
+            ("/b/%2E/k", TargetError::DotSegment),
+            ("/b/y/../k", TargetError::DotSegment),
+            ("/b/y/%2e%2e/k", TargetError::DotSegment),
+            ("/b/..", TargetError::DotSegment),
+            ("/b/k/.", TargetError::DotSegment),
+            ("/b/../other/k", TargetError::DotSegment),
+            ("/b/d//k", TargetError::EmptySegment),
+            ("/b//k", TargetError::EmptySegment),
+            ("/b/%2Fk", TargetError::EmptySegment),
+            ("/b/d%2F%2Fk", TargetError::EmptySegment),
+            ("/../k", TargetError::BadBucketName),
+            ("/%2E%2E/k", TargetError::BadBucketName),
+            ("/.bucket-x/k", TargetError::BadBucketName),
+            ("/a..b/k", TargetError::BadBucketName),
+            ("/-b/k", TargetError::BadBucketName),
+            ("/b%2Fc/k", TargetError::BadBucketName),
+        ] {
+            assert_eq!(Target::path_style(path), Err(want), "{path}");
+        }
+        let too_long = format!("/bkt/{}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert_eq!(Target::path_style(&too_long), Err(TargetError::KeyTooLong));
+        // Dots inside a segment, a folder marker and odd characters are keys of their own.
+        for path in [
+            "/bkt/.k",
+            "/bkt/k.",
+            "/bkt/...",
+            "/bkt/a/..b",
+            "/bkt/d/",
+            "/bkt/a\\..\\b",
+        ] {
+            assert!(Target::path_style(path).is_ok(), "{path}");
+        }
+        assert_eq!(
+            Target::resolve("/./k", Some("bkt.s3.local"), Some("s3.local")),
+            Err(TargetError::DotSegment)
+        );
+        assert_eq!(
+            Target::resolve("//k", Some("bkt.s3.local"), Some("s3.local")),
+            Err(TargetError::EmptySegment)
+        );
     }
 
     #[test]

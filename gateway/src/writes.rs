@@ -301,31 +301,15 @@ fn committed_ref(object: &ObjectRef, profile: Profile, headers: &HeaderMap) -> O
     }
 }
 
-/// The object named by `x-amz-copy-source`.
+/// The object named by `x-amz-copy-source` (made canonical by `admission`).
 fn copy_source(headers: &HeaderMap) -> Result<ObjectRef, GatewayError> {
     let raw = headers
         .get("x-amz-copy-source")
-        .and_then(|v| v.to_str().ok())
         .ok_or_else(|| GatewayError::InvalidArgument("x-amz-copy-source is missing".into()))?;
-    let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    let t = Target::path_style(&path)
-        .map_err(|e| GatewayError::InvalidArgument(format!("x-amz-copy-source: {e}")))?;
-    let version = crate::target::Query::parse(query)
-        .get("versionId")
-        .map(str::to_owned);
-    match (t.bucket, t.key) {
-        (Some(b), Some(k)) => Ok(ObjectRef {
-            bucket: b,
-            key: k,
-            version_id: version,
-        }),
-        _ => Err(GatewayError::InvalidArgument(
-            "x-amz-copy-source must name a bucket and a key".into(),
-        )),
-    }
+    let s = crate::admission::CopySource::parse(raw)?;
+    Ok(ObjectRef {
+        bucket: s.bucket,
+        key: s.key,
+        version_id: s.version_id,
+    })
 }
