@@ -71,6 +71,11 @@ impl Signature {
 /// 400 for an ambiguous request, 403 for an unsigned header or an over-long presigned URL.
 pub fn admit(headers: &mut HeaderMap, raw_query: &Query) -> Result<Signature, GatewayError> {
     refuse_repeated_parameters(raw_query)?;
+    if raw_query.get("versionId") == Some("") {
+        return Err(GatewayError::InvalidArgument(
+            "Version id cannot be the empty string".into(),
+        ));
+    }
     refuse_repeated_headers(headers)?;
     refuse_connection_named(headers)?;
     let signature = Signature::of(headers, raw_query);

@@ -16,6 +16,23 @@ use crate::lock_xml;
 use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
 
 impl Gateway {
+    /// Whether the backend lists no object in `bucket` (one ListObjectsV2 of one key).
+    ///
+    /// # Errors
+    /// 503 when the backend cannot be listed: the answer decides a destructive action.
+    pub(crate) async fn backend_bucket_is_empty(&self, bucket: &str) -> Result<bool, GatewayError> {
+        let (status, body) = self.backend_get(bucket, "list-type=2&max-keys=1").await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(true);
+        }
+        if !status.is_success() {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "ListObjectsV2 on {bucket} answered {status}"
+            )));
+        }
+        Ok(lock_xml::listing_is_empty(&body))
+    }
+
     /// Forwards a request that changes nothing.
     pub(crate) async fn forward_read(
         &self,
@@ -42,17 +59,23 @@ impl Gateway {
             .await?;
         let mut headers = backend_headers(&call.headers);
         let native = bucket_facts.profile == Profile::Native;
-        if !native {
-            headers.remove(lock_headers::BUCKET_LOCK_ENABLED);
+        if native && lock_enabled {
+            headers.insert(
+                lock_headers::BUCKET_LOCK_ENABLED,
+                http::HeaderValue::from_static("true"),
+            );
         }
         let resp = self.forward(&mut call, headers, permit).await?;
-        if resp.status().is_success() && lock_enabled && !native {
-            // What the index knows of the backend's own retention stays.
+        if resp.status().is_success() && !native {
+            // A bucket made through the gateway has a record: the index vouches for what is
+            // locked in it. What the index knows of the backend's own retention stays.
             self.locks.update_bucket(&bucket, |r| {
-                r.lock = policy::lock::BucketLock {
-                    enabled: true,
-                    default_retention: None,
-                };
+                if lock_enabled {
+                    r.lock = policy::lock::BucketLock {
+                        enabled: true,
+                        default_retention: None,
+                    };
+                }
             })?;
         }
         self.locks.forget_bucket(&bucket);
@@ -71,7 +94,8 @@ impl Gateway {
         let permit = self.decide(Action::PutLockConfiguration, &facts).await?;
         if bucket_facts.profile == Profile::Native {
             let mut headers = backend_headers(&call.headers);
-            call.set_body(body, &mut headers);
+            let rendered = lock_xml::render_lock_configuration(&lock);
+            call.set_body(bytes::Bytes::from(rendered), &mut headers);
             let resp = self.forward(&mut call, headers, permit).await?;
             self.locks.forget_bucket(&bucket);
             return Ok(reply(resp));
@@ -147,7 +171,8 @@ impl Gateway {
             .decide(Action::PutVersioning { suspend }, &facts)
             .await?;
         let mut headers = backend_headers(&call.headers);
-        call.set_body(body, &mut headers);
+        let rendered = lock_xml::render_versioning(suspend);
+        call.set_body(bytes::Bytes::from(rendered), &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         self.locks.forget_bucket(&bucket);
         Ok(reply(resp))
@@ -161,11 +186,30 @@ impl Gateway {
     ) -> Result<S3Response<Body>, GatewayError> {
         let bucket = call.bucket()?.to_owned();
         let bucket_facts = self.bucket_facts(&bucket).await?;
+        let native = bucket_facts.profile == Profile::Native;
         let mut facts = self.facts(&call, &bucket_facts);
+        if action == Action::DeleteBucket
+            && !native
+            && !self.backend_bucket_is_empty(&bucket).await?
+        {
+            // Some stores (s3s-fs) delete a bucket with everything in it. Through wormgate a
+            // bucket is deleted only once every object in it was deleted, each decided on its
+            // own lock: whatever the index says, the backend's listing decides.
+            return Err(GatewayError::BucketNotEmpty(
+                "The bucket you tried to delete is not empty".into(),
+            ));
+        }
         if matches!(action, Action::PutLifecycle | Action::DeleteBucket) {
             let now = self.locks.now();
             facts.contents = if self.locks.index.holds_locks(&bucket, now)? {
                 BucketContents::HoldsLocks
+            } else if !native
+                && self.locks.index.bucket(&bucket)?.is_none()
+                && !self.backend_bucket_is_empty(&bucket).await?
+            {
+                // The index never saw this bucket made or rebuilt (or was lost): it cannot
+                // vouch that nothing in it is locked.
+                BucketContents::Unknown
             } else {
                 // Locks that were there and have ended: "no locks" rests on the clock.
                 if self

@@ -6,15 +6,13 @@
 //! key, to the end: the allowed keys go to the backend in a new Delete body, and every refused
 //! key comes back as its own `<Error>` in the same 200 reply.
 
-use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
-use md5::{Digest, Md5};
+use http::StatusCode;
 use policy::lock::{ObjectRef, Profile, Versioning};
-use policy::rules::{Action, Decision, VersionSpec, VersionState};
+use policy::rules::{Action, Bypass, Decision, DenyReason, VersionSpec, VersionState};
 use s3s::{Body, S3Response};
 
-use crate::enforce::{BucketFacts, Permit};
+use crate::enforce::{BucketFacts, Permit, refusal_of};
 use crate::error::GatewayError;
 use crate::lock_headers;
 use crate::lock_xml::{self, DeleteKey};
@@ -76,8 +74,8 @@ impl Gateway {
             .await?;
 
         let mut headers = backend_headers(&call.headers);
-        if bucket_facts.profile != Profile::Native {
-            headers.remove(lock_headers::BYPASS);
+        if bucket_facts.profile == Profile::Native {
+            lock_headers::set_bypass(&mut headers, bypass, call.user.permissions);
         }
         let resp = self.forward(&mut call, headers, permit).await?;
         if resp.status().is_success()
@@ -86,6 +84,49 @@ impl Gateway {
             self.locks.index.remove(&object)?;
         }
         Ok(reply(resp))
+    }
+
+    /// One key of a DeleteObjects batch: the policy's answer, or the refusal of a key the
+    /// gateway will not act on or whose lock state cannot be established. Recorded, like
+    /// every decision, in the one recorder.
+    async fn decide_batch_key(
+        &self,
+        call: &Call<'_>,
+        bucket_facts: &BucketFacts,
+        k: &DeleteKey,
+        bypass: Bypass,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Decision, VersionState), GatewayError> {
+        crate::target::check_key(&k.key)?;
+        if k.version_id.as_deref() == Some("") {
+            return Err(GatewayError::InvalidArgument(
+                "Version id cannot be the empty string".into(),
+            ));
+        }
+        let object = object_ref(
+            &call.target.bucket.clone().unwrap_or_default(),
+            &k.key,
+            k.version_id.as_deref(),
+            bucket_facts.profile,
+        );
+        let version = spec(k.version_id.as_deref());
+        let mut facts = self.facts(call, bucket_facts);
+        facts.target = match self.delete_target(bucket_facts, &object, version).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(key = %k.key, error = %e, "delete refused: lock state unknown");
+                return Ok((
+                    Decision::Deny {
+                        reason: DenyReason::UnknownLockState,
+                    },
+                    VersionState::Unknown,
+                ));
+            }
+        };
+        let decision = self
+            .decide_at(Action::Delete { version, bypass }, &facts, now)
+            .await?;
+        Ok((decision, facts.target))
     }
 
     pub(crate) async fn delete_objects(
@@ -97,6 +138,10 @@ impl Gateway {
         let body = lock_xml::read_capped(call.take_body(), lock_xml::DELETE_BODY_CAP).await?;
         let (keys, quiet) = lock_xml::parse_delete(&body)?;
         let bucket_facts = self.bucket_facts(&bucket).await?;
+        if bypass == Bypass::Requested && !bucket_facts.lock.enabled {
+            // One answer for the request, as on AWS, not one per key.
+            return Err(GatewayError::Denied(DenyReason::BypassWithoutLock));
+        }
 
         let _guards = self
             .locks
@@ -108,50 +153,38 @@ impl Gateway {
         // The batch reaches the backend on the permit of an allowed key, never without one.
         let mut permit: Option<Permit> = None;
         let mut refused = String::new();
+        let action = Action::Delete {
+            version: VersionSpec::Current,
+            bypass,
+        };
         for k in keys {
-            let object = object_ref(
-                &bucket,
-                &k.key,
-                k.version_id.as_deref(),
-                bucket_facts.profile,
-            );
-            let version = spec(k.version_id.as_deref());
-            let mut facts = self.facts(&call, &bucket_facts);
-            // A key whose state cannot be established is refused on its own; the batch goes on.
-            let decision = match self.delete_target(&bucket_facts, &object, version).await {
-                Ok(state) => {
-                    facts.target = state;
-                    match self
-                        .decide_at(Action::Delete { version, bypass }, &facts, now)
-                        .await
-                    {
-                        Ok(decision) => decision,
-                        Err(e) => {
-                            tracing::warn!(key = %k.key, error = %e, "delete refused");
-                            refused.push_str(&refusal(&k, &e));
-                            continue;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(key = %k.key, error = %e, "delete refused: lock state unknown");
-                    Decision::Deny {
-                        reason: policy::rules::DenyReason::UnknownLockState,
-                    }
-                }
+            // Each key is decided on its own, to the end of the batch, and recorded.
+            let outcome = self
+                .decide_batch_key(&call, &bucket_facts, &k, bypass, now)
+                .await;
+            let (decision, state) = match outcome {
+                Ok((decision, state)) => (Ok(decision), state),
+                Err(e) => (Err(e), VersionState::Unknown),
             };
+            self.record(now, Some(&k.key), Some(action), refusal_of(&decision));
             match decision {
-                Decision::Allow => {
+                Ok(Decision::Allow) => {
                     if permit.is_none() {
-                        permit = Some(Permit::granted(decision)?);
+                        permit = Some(Permit::granted(Decision::Allow)?);
                     }
-                    let had_lock = matches!(facts.target, VersionState::Known(l) if !l.is_empty());
+                    let object = object_ref(
+                        &bucket,
+                        &k.key,
+                        k.version_id.as_deref(),
+                        bucket_facts.profile,
+                    );
+                    let had_lock = matches!(state, VersionState::Known(l) if !l.is_empty());
                     allowed.push((k, object, had_lock));
                 }
-                Decision::Deny { reason } => {
-                    tracing::info!(target: "wormgate::audit", key = %k.key, ?reason, "delete denied");
+                Ok(Decision::Deny { reason }) => {
                     refused.push_str(&refusal(&k, &GatewayError::Denied(reason)));
                 }
+                Err(e) => refused.push_str(&refusal(&k, &e)),
             }
         }
 
@@ -169,29 +202,9 @@ impl Gateway {
             quiet,
         );
         let mut headers = backend_headers(&call.headers);
-        // The body changed: its checksums must be the new body's.
-        let stale: Vec<_> = headers
-            .keys()
-            .filter(|k| {
-                let n = k.as_str();
-                n == "content-md5"
-                    || n.starts_with("x-amz-checksum-")
-                    || n == "x-amz-sdk-checksum-algorithm"
-            })
-            .cloned()
-            .collect();
-        for name in stale {
-            headers.remove(name);
+        if bucket_facts.profile == Profile::Native {
+            lock_headers::set_bypass(&mut headers, bypass, call.user.permissions);
         }
-        if bucket_facts.profile != Profile::Native {
-            headers.remove(lock_headers::BYPASS);
-        }
-        let md5 =
-            base64::engine::general_purpose::STANDARD.encode(Md5::digest(new_body.as_bytes()));
-        headers.insert(
-            "content-md5",
-            HeaderValue::from_str(&md5).map_err(|_| GatewayError::Internal("md5 header".into()))?,
-        );
         call.set_body(Bytes::from(new_body), &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         if !resp.status().is_success() {
@@ -210,17 +223,7 @@ impl Gateway {
         let backend_xml = lock_xml::read_capped(Body::from(incoming), lock_xml::DELETE_BODY_CAP)
             .await
             .map_err(|e| GatewayError::BackendUnavailable(format!("DeleteObjects reply: {e}")))?;
-        let text = String::from_utf8_lossy(&backend_xml);
-        let merged = match text.rfind("</DeleteResult>") {
-            Some(at) => {
-                let mut m = String::with_capacity(text.len() + refused.len());
-                m.push_str(&text[..at]);
-                m.push_str(&refused);
-                m.push_str(&text[at..]);
-                m
-            }
-            None => lock_xml::render_delete_result(&refused),
-        };
+        let merged = lock_xml::merge_delete_result(&backend_xml, &refused);
         let mut out = reply_with(parts.status, Some(merged));
         for (name, value) in &parts.headers {
             if name != "content-length" && name != "transfer-encoding" && name != "connection" {

@@ -93,9 +93,14 @@ impl Embedded {
     }
 }
 
-/// s3s-fs with one AWS behaviour restored: a key that names a directory of the store (because
-/// other keys live below it) is `NoSuchKey`, not a 500. rclone HEADs such keys before listing
-/// and would otherwise retry for minutes.
+/// s3s-fs with two AWS behaviours restored:
+/// - a key that names a directory of the store (because other keys live below it) is
+///   `NoSuchKey`, not a 500; rclone HEADs such keys before listing and would otherwise retry
+///   for minutes;
+/// - DeleteBucket removes an empty bucket only (`BucketNotEmpty` otherwise): s3s-fs alone
+///   removes the bucket's directory with everything in it. The directory is removed with one
+///   `rmdir`, which the file system refuses while anything is in it, so an object written
+///   at the same moment is never lost either.
 struct Store {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
@@ -127,6 +132,20 @@ macro_rules! store_operations {
                 self.fs.get_object(req).await
             }
 
+            async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+                let bucket = Path::new(&req.input.bucket);
+                let mut parts = bucket.components();
+                if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
+                    return Err(s3_error!(InvalidBucketName));
+                }
+                match tokio::fs::remove_dir(self.root.join(bucket)).await {
+                    Ok(()) => Ok(S3Response::new(DeleteBucketOutput::default())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(s3_error!(NoSuchBucket)),
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(s3_error!(BucketNotEmpty)),
+                    Err(e) => Err(s3_error!(InternalError, "cannot remove the bucket: {e}")),
+                }
+            }
+
             $(
                 async fn $name(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
                     self.fs.$name(req).await
@@ -139,7 +158,6 @@ macro_rules! store_operations {
 store_operations! {
     create_bucket: CreateBucketInput => CreateBucketOutput;
     copy_object: CopyObjectInput => CopyObjectOutput;
-    delete_bucket: DeleteBucketInput => DeleteBucketOutput;
     delete_object: DeleteObjectInput => DeleteObjectOutput;
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput;
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput;

@@ -244,7 +244,7 @@ impl Gateway {
         }
     }
 
-    /// Asks the policy.
+    /// Asks the policy, and records the answer.
     pub(crate) async fn decide(
         &self,
         action: Action,
@@ -252,22 +252,27 @@ impl Gateway {
     ) -> Result<Permit, GatewayError> {
         let now = self.locks.now();
         let decision = self.decide_at(action, facts, now).await;
-        let decision = match decision {
-            Ok(d) => d,
-            Err(e) => {
-                self.telemetry.decision(now, Some(e.refusal_label()));
-                return Err(e);
-            }
-        };
-        match decision {
-            Decision::Deny { reason } => {
-                tracing::info!(target: "wormgate::audit", ?action, ?reason, "denied");
-                self.telemetry
-                    .decision(now, Some(crate::telemetry::reason_label(&reason)));
-            }
-            Decision::Allow => self.telemetry.decision(now, None),
+        self.record(now, None, Some(action), refusal_of(&decision));
+        Permit::granted(decision?)
+    }
+
+    /// The one place a decision is recorded, whoever made it (the policy, or a refusal before
+    /// it): the `wormgate::audit` log target, the decision log of `/audit/events` and the
+    /// denial metrics. `key` names the key of a batch (DeleteObjects) when the request's own
+    /// path names none.
+    pub(crate) fn record(
+        &self,
+        now: DateTime<Utc>,
+        key: Option<&str>,
+        action: Option<Action>,
+        reason: Option<String>,
+    ) {
+        if let Some(label) = &reason {
+            tracing::info!(target: "wormgate::audit", key, ?action, reason = %label, "denied");
+        } else {
+            tracing::debug!(target: "wormgate::audit", key, ?action, "allowed");
         }
-        Permit::granted(decision)
+        self.telemetry.decision(now, key, reason);
     }
 
     /// The policy's answer at `now`; an `Allow` that rests on a lock having ended stands only
@@ -420,7 +425,7 @@ impl Gateway {
     }
 
     /// Reads a small backend reply whole (bucket configuration XML).
-    async fn backend_get(
+    pub(crate) async fn backend_get(
         &self,
         bucket: &str,
         sub: &str,
@@ -616,6 +621,15 @@ impl Gateway {
             lock_headers::set_response_headers(&mut out.headers, &lock);
         }
         Ok(out)
+    }
+}
+
+/// The label a decision is recorded with: `None` for an allow.
+pub(crate) fn refusal_of(outcome: &Result<Decision, GatewayError>) -> Option<String> {
+    match outcome {
+        Ok(Decision::Allow) => None,
+        Ok(Decision::Deny { reason }) => Some(crate::telemetry::reason_label(reason)),
+        Err(e) => Some(e.refusal_label()),
     }
 }
 

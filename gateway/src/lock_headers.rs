@@ -7,6 +7,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{HeaderMap, HeaderValue};
 use policy::lock::{LegalHold, ObjectLock, Retention, RetentionMode};
+use policy::permissions::{Permission, Permissions};
 use policy::rules::Bypass;
 
 use crate::error::GatewayError;
@@ -168,6 +169,28 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 pub fn strip_requested(headers: &mut HeaderMap) {
     for name in REQUEST_LOCK_HEADERS {
         headers.remove(name);
+    }
+}
+
+/// Writes `lock` as S3's lock request headers, dates in UTC at millisecond precision: what a
+/// native backend receives is exactly what the gateway decided, never the client's text.
+pub fn set_requested(headers: &mut HeaderMap, lock: &ObjectLock) {
+    strip_requested(headers);
+    if let Some(r) = lock.retention {
+        insert(headers, MODE, r.mode.as_s3());
+        insert(headers, RETAIN_UNTIL, &format_date(r.until));
+    }
+    if lock.legal_hold == LegalHold::On {
+        insert(headers, LEGAL_HOLD, LegalHold::On.as_s3());
+    }
+}
+
+/// Sets the bypass header for a native backend only when the client asked for it *and* holds
+/// the bypass permission: the backend honours the header from anyone the gateway forwards.
+pub fn set_bypass(headers: &mut HeaderMap, bypass: Bypass, caller: Permissions) {
+    headers.remove(BYPASS);
+    if bypass == Bypass::Requested && caller.has(Permission::BypassGovernance) {
+        headers.insert(BYPASS, HeaderValue::from_static("true"));
     }
 }
 

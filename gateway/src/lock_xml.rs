@@ -146,10 +146,17 @@ fn positive(n: i32, max: u32) -> Result<u32, GatewayError> {
 /// Whether a PutBucketVersioning body suspends versioning.
 ///
 /// # Errors
-/// Malformed XML.
+/// Malformed XML, or a status other than `Enabled` or `Suspended` (the body the backend gets
+/// is rendered from this answer, so there is no third reading).
 pub fn suspends_versioning(bytes: &[u8]) -> Result<bool, GatewayError> {
     let v: dto::VersioningConfiguration = parse(bytes)?;
-    Ok(v.status.as_ref().map(dto::BucketVersioningStatus::as_str) == Some("Suspended"))
+    match v.status.as_ref().map(dto::BucketVersioningStatus::as_str) {
+        Some("Suspended") => Ok(true),
+        Some("Enabled") => Ok(false),
+        _ => Err(GatewayError::MalformedXml(
+            "The versioning Status must be Enabled or Suspended".into(),
+        )),
+    }
 }
 
 /// One key of a DeleteObjects request.
@@ -244,6 +251,32 @@ pub fn render_delete_result(elements: &str) -> String {
     )
 }
 
+/// A backend's DeleteResult with the gateway's own `<Error>` elements added before its end:
+/// the elements are appended inside the root, whatever the backend wrote before it.
+#[must_use]
+pub fn merge_delete_result(backend: &[u8], refused: &str) -> String {
+    let text = String::from_utf8_lossy(backend);
+    match text.rfind("</DeleteResult>") {
+        Some(at) => {
+            let mut m = String::with_capacity(text.len() + refused.len());
+            m.push_str(&text[..at]);
+            m.push_str(refused);
+            m.push_str(&text[at..]);
+            m
+        }
+        None => render_delete_result(refused),
+    }
+}
+
+/// Whether a ListObjectsV2 reply lists nothing: no `Contents` and no `CommonPrefixes`
+/// element. Anything that looks like either counts as an object (the answer decides a
+/// destructive action, so a doubt is "not empty").
+#[must_use]
+pub fn listing_is_empty(reply: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(reply);
+    !text.contains("<Contents") && !text.contains("<CommonPrefixes")
+}
+
 /// GetObjectRetention's reply.
 #[must_use]
 pub fn render_retention(r: &Retention) -> String {
@@ -251,6 +284,21 @@ pub fn render_retention(r: &Retention) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?><Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>{}</Mode><RetainUntilDate>{}</RetainUntilDate></Retention>"#,
         r.mode.as_s3(),
         format_date(r.until)
+    )
+}
+
+/// A PutObjectRetention body that clears the retention.
+#[must_use]
+pub fn render_no_retention() -> String {
+    r#"<?xml version="1.0" encoding="UTF-8"?><Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></Retention>"#.to_owned()
+}
+
+/// A PutBucketVersioning body.
+#[must_use]
+pub fn render_versioning(suspend: bool) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>{}</Status></VersioningConfiguration>"#,
+        if suspend { "Suspended" } else { "Enabled" }
     )
 }
 

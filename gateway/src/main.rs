@@ -381,7 +381,7 @@ async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
     for f in &report.findings {
         let o = &f.object;
         println!(
-            "{:<15} {}/{}{} index: {} backend: {}{}",
+            "{:<15} {}/{}{} index: {} backend: {}{}{}",
             f.kind.as_str(),
             o.bucket,
             o.key,
@@ -394,7 +394,10 @@ async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
                 (FindingKind::Pending, Some(true)) => " object present",
                 (FindingKind::Pending, _) => " object absent (the write never reached the backend)",
                 _ => "",
-            }
+            },
+            f.kind
+                .stricter_side()
+                .map_or_else(String::new, |side| format!(" stricter: {side}"))
         );
     }
     let kinds = [
@@ -418,6 +421,11 @@ async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
     );
     if report.has_loss() {
         anyhow::bail!("the index and the backend disagree in a way that weakens a lock");
+    }
+    if report.disagrees() {
+        anyhow::bail!(
+            "the index and the backend disagree about protection (the index is the stricter side: `wormgate index rebuild` merges the backend's records and keeps the stricter ones)"
+        );
     }
     Ok(())
 }

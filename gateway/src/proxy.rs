@@ -63,6 +63,18 @@ const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "expect",
 ];
 
+/// Request headers the decision reads. They never pass through as the client wrote them:
+/// a handler sets them again from what was decided (`lock_headers::set_requested`,
+/// `lock_headers::set_bypass`), so that a backend never acts on a date, mode or bypass the
+/// gateway read differently or did not allow.
+const DECIDED_REQUEST_HEADERS: &[&str] = &[
+    lock_headers::MODE,
+    lock_headers::RETAIN_UNTIL,
+    lock_headers::LEGAL_HOLD,
+    lock_headers::BYPASS,
+    lock_headers::BUCKET_LOCK_ENABLED,
+];
+
 /// Response headers that belong to the backend's hop. `Date` is the gateway's own (hyper sets
 /// it): clients that correct their clock skew from it must align with the clock that checks
 /// their signatures, which is the gateway's.
@@ -114,8 +126,29 @@ impl Call<'_> {
         self.body.take().unwrap_or_else(Body::empty)
     }
 
-    /// Replaces the body with bytes already read, with their length.
+    /// Replaces the body with bytes the gateway wrote (a policy body rendered from what was
+    /// decided), with their length and their own Content-MD5: the client's checksums were of
+    /// the client's bytes.
     pub fn set_body(&mut self, bytes: Bytes, headers: &mut HeaderMap) {
+        use base64::Engine as _;
+        use md5::{Digest, Md5};
+        let stale: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let n = k.as_str();
+                n == "content-md5"
+                    || n.starts_with("x-amz-checksum-")
+                    || n == "x-amz-sdk-checksum-algorithm"
+            })
+            .cloned()
+            .collect();
+        for name in stale {
+            headers.remove(name);
+        }
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes));
+        if let Ok(v) = HeaderValue::from_str(&md5) {
+            headers.insert("content-md5", v);
+        }
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         self.body = Some(Body::from(bytes));
         self.trailers = None;
@@ -233,9 +266,9 @@ impl Gateway {
                     // Refusals the policy did not make (the backend's retention, the
                     // user's buckets, an unknown operation) go to the decision log too.
                     let now = self.locks.now();
-                    let reason = e.refusal_label();
+                    let refusal = Some(e.refusal_label());
                     crate::telemetry::CURRENT.sync_scope(context, || {
-                        self.telemetry.decision(now, Some(reason));
+                        self.record(now, None, None, refusal);
                     });
                 }
                 (e.status().as_u16(), 0)
@@ -388,7 +421,10 @@ pub(crate) fn backend_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(incoming.len());
     for (name, value) in incoming {
         let n = name.as_str();
-        if DROPPED_REQUEST_HEADERS.contains(&n) || connection_named.contains(name) {
+        if DROPPED_REQUEST_HEADERS.contains(&n)
+            || DECIDED_REQUEST_HEADERS.contains(&n)
+            || connection_named.contains(name)
+        {
             continue;
         }
         if name == header::CONTENT_ENCODING {

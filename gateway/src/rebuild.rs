@@ -3,13 +3,15 @@
 //! Every lock travels with its object (native lock headers, or the `x-amz-meta-wormgate-*`
 //! metadata of gateway-profile writes), so the index can be read back from the store: list
 //! every bucket, every key (every version on a native backend), HEAD each one and record what
-//! protects it. Pending records stay (a write whose outcome was never seen stays too strict).
+//! protects it, merged with what the index already holds: the strictest record wins, so a
+//! rebuild never weakens a readable index. Pending records stay (a write whose outcome was
+//! never seen stays too strict).
 //! Gateway-profile buckets found holding locks are marked lock-enabled; a bucket's default
 //! retention lives only in the index and must be set again after the index is lost.
 
 use http::{HeaderMap, Method, StatusCode};
-use policy::index::{BucketRecord, LockRecord, LockSource};
-use policy::lock::{BucketLock, ObjectRef, Profile};
+use policy::index::{LockRecord, LockSource};
+use policy::lock::{ObjectRef, Profile};
 
 use crate::backend::Payload;
 use crate::enforce::{Permit, empty_body};
@@ -184,7 +186,8 @@ impl Gateway {
     pub async fn rebuild_index(&self) -> Result<RebuildReport, GatewayError> {
         let mut report = RebuildReport::default();
         let buckets = self.bucket_names().await?;
-        self.locks.index.clear_committed()?;
+        // The strictest record wins: what the readable index holds is merged with what the
+        // backend shows, never replaced by it.
         for bucket in buckets {
             report.buckets += 1;
             let profile = self.locks.profile_of(&bucket);
@@ -195,12 +198,17 @@ impl Gateway {
                 let inspected = self.head_lock(&object).await?;
                 match inspected {
                     Some(lock) if !lock.is_empty() => {
-                        self.locks.index.put(&LockRecord::new(
-                            object,
+                        let read = LockRecord::new(
+                            object.clone(),
                             lock,
                             LockSource::Backend,
                             self.locks.now(),
-                        ))?;
+                        );
+                        let merged = match self.locks.index.get(&object)? {
+                            Some(known) => known.strictest(read),
+                            None => read,
+                        };
+                        self.locks.index.put(&merged)?;
                         report.locked += 1;
                         bucket_locked += 1;
                     }
@@ -211,17 +219,10 @@ impl Gateway {
                     }
                 }
             }
-            if profile != Profile::Native
-                && bucket_locked > 0
-                && self.locks.index.bucket(&bucket)?.is_none()
-            {
-                self.locks.index.put_bucket(
-                    &bucket,
-                    &BucketRecord::new(BucketLock {
-                        enabled: true,
-                        default_retention: None,
-                    }),
-                )?;
+            if profile != Profile::Native {
+                // Every object was read: the index now vouches for the bucket.
+                self.locks
+                    .update_bucket(&bucket, |r| r.lock.enabled |= bucket_locked > 0)?;
             }
         }
         self.locks.index.flush()?;

@@ -26,6 +26,18 @@ enum Change {
 }
 
 impl Change {
+    /// The request body that asks for this change.
+    fn render(self) -> String {
+        match self {
+            Self::Retention(Some(r)) => lock_xml::render_retention(&r),
+            Self::Retention(None) => lock_xml::render_no_retention(),
+            Self::LegalHold(hold) => lock_xml::render_legal_hold(&ObjectLock {
+                legal_hold: hold,
+                ..ObjectLock::default()
+            }),
+        }
+    }
+
     fn apply(self, current: ObjectLock) -> ObjectLock {
         match self {
             Self::Retention(retention) => ObjectLock {
@@ -50,7 +62,6 @@ impl Gateway {
         let bypass = lock_headers::bypass(&call.headers)?;
         self.change_lock(
             call,
-            body,
             Change::Retention(retention),
             Action::PutRetention { retention, bypass },
             LockSource::PutObjectRetention,
@@ -66,7 +77,6 @@ impl Gateway {
         let hold = lock_xml::parse_legal_hold(&body)?;
         self.change_lock(
             call,
-            body,
             Change::LegalHold(hold),
             Action::PutLegalHold { hold },
             LockSource::PutObjectLegalHold,
@@ -77,7 +87,6 @@ impl Gateway {
     async fn change_lock(
         &self,
         mut call: Call<'_>,
-        body: Bytes,
         change: Change,
         action: Action,
         source: LockSource,
@@ -136,8 +145,13 @@ impl Gateway {
         self.locks.begin(&record).await?;
 
         let resp = if native {
+            // The body the backend gets is the one decided on, dates in UTC: never the
+            // client's text, which the backend could read differently.
             let mut headers = backend_headers(&call.headers);
-            call.set_body(body, &mut headers);
+            if let Action::PutRetention { bypass, .. } = action {
+                lock_headers::set_bypass(&mut headers, bypass, call.user.permissions);
+            }
+            call.set_body(Bytes::from(change.render()), &mut headers);
             self.forward(&mut call, headers, permit).await?
         } else {
             let head = inspected

@@ -175,15 +175,18 @@ impl Telemetry {
         self.backend_latency.observe(took.as_secs_f64());
     }
 
-    /// Records a decision of the request being served. `reason` is `None` for an allow.
-    pub fn decision(&self, now: DateTime<Utc>, reason: Option<String>) {
+    /// Records a decision of the request being served, about `key` when given (a key of a
+    /// batch) or else the request's own. `reason` is `None` for an allow.
+    pub fn decision(&self, now: DateTime<Utc>, key: Option<&str>, reason: Option<String>) {
         let cx = CURRENT.try_with(Clone::clone).ok();
         let event = Event {
             time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
             user: cx.as_ref().map(|c| c.user.clone()).unwrap_or_default(),
             op: cx.as_ref().map(|c| c.op.to_owned()).unwrap_or_default(),
             bucket: cx.as_ref().and_then(|c| c.bucket.clone()),
-            key: cx.as_ref().and_then(|c| c.key.clone()),
+            key: key
+                .map(str::to_owned)
+                .or_else(|| cx.as_ref().and_then(|c| c.key.clone())),
             decision: if reason.is_some() {
                 "denied"
             } else {

@@ -57,6 +57,16 @@ impl FindingKind {
         }
     }
 
+    /// Which side holds the stricter protection, when the two disagree.
+    #[must_use]
+    pub fn stricter_side(self) -> Option<&'static str> {
+        match self {
+            Self::Lost | Self::IndexStricter => Some("index"),
+            Self::Unindexed | Self::IndexWeaker => Some("backend"),
+            Self::Pending => None,
+        }
+    }
+
     /// Whether the finding means a lock is, or could be, weaker than promised.
     #[must_use]
     pub fn is_loss(self) -> bool {
@@ -82,6 +92,15 @@ impl VerifyReport {
     #[must_use]
     pub fn count(&self, kind: FindingKind) -> usize {
         self.findings.iter().filter(|f| f.kind == kind).count()
+    }
+
+    /// Whether the index and the backend disagree about any version's protection, either way
+    /// (a pending write is not a disagreement: its outcome is unknown).
+    #[must_use]
+    pub fn disagrees(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.kind.stricter_side().is_some())
     }
 
     /// Whether any finding means a lock is weaker than promised.

@@ -103,8 +103,15 @@ impl Gateway {
         let permit = self.decide(Action::Write { lock, bypass }, &facts).await?;
 
         let mut headers = backend_headers(&call.headers);
-        if facts_of_bucket.profile != Profile::Native {
-            lock_headers::strip_requested(&mut headers);
+        if call.op == S3Op::CopyObject {
+            canonical_directive(&mut headers)?;
+        }
+        if facts_of_bucket.profile == Profile::Native {
+            // The lock a multipart upload carries was given when it began.
+            if call.op != S3Op::CompleteMultipartUpload && source == LockSource::Header {
+                lock_headers::set_requested(&mut headers, &lock);
+            }
+        } else {
             if call.op == S3Op::CopyObject {
                 self.copy_keeps_source_metadata(&call, &mut headers, &lock)
                     .await?;
@@ -198,8 +205,11 @@ impl Gateway {
         let facts = self.facts(&call, &facts_of_bucket);
         let permit = self.decide(Action::StartUpload { lock }, &facts).await?;
         let mut headers = backend_headers(&call.headers);
-        if facts_of_bucket.profile != Profile::Native {
-            lock_headers::strip_requested(&mut headers);
+        if facts_of_bucket.profile == Profile::Native {
+            if source == LockSource::Header {
+                lock_headers::set_requested(&mut headers, &lock);
+            }
+        } else {
             lock_headers::set_metadata(&mut headers, &lock);
         }
         let resp = self.forward(&mut call, headers, permit).await?;
@@ -271,6 +281,28 @@ impl Gateway {
         )
         .await
     }
+}
+
+/// `x-amz-metadata-directive` in the one spelling every store reads: the gateway decides
+/// whether a copy keeps its source's metadata (and with it a lock) on this value.
+fn canonical_directive(headers: &mut HeaderMap) -> Result<(), GatewayError> {
+    let Some(v) = headers.get("x-amz-metadata-directive") else {
+        return Ok(());
+    };
+    let canonical = if v.as_bytes().eq_ignore_ascii_case(b"COPY") {
+        "COPY"
+    } else if v.as_bytes().eq_ignore_ascii_case(b"REPLACE") {
+        "REPLACE"
+    } else {
+        return Err(GatewayError::InvalidArgument(
+            "Unknown metadata directive.".into(),
+        ));
+    };
+    headers.insert(
+        "x-amz-metadata-directive",
+        HeaderValue::from_static(canonical),
+    );
+    Ok(())
 }
 
 /// Content headers and user metadata of `from` (a HEAD reply) into `to`, except the reserved
