@@ -135,6 +135,14 @@ pub struct ServerSection {
     /// transfers as fast.
     /// Env: `WORMGATE_WORKER_THREADS`.
     pub worker_threads: Option<usize>,
+    /// How long a client may take to send a request's headers, in seconds (default 30): from
+    /// the connection's start to its first request, and between requests on a kept-alive
+    /// HTTP/1 connection. A client that holds a connection without finishing its headers is
+    /// cut then. Env: `WORMGATE_HEADER_READ_TIMEOUT_SECS`.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Connections the S3 listener serves at once (default 1024); more wait in the listen
+    /// backlog until one ends. Env: `WORMGATE_MAX_CONNECTIONS`.
+    pub max_connections: Option<usize>,
 }
 
 /// `[backend]`
@@ -314,6 +322,10 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     /// Threads of the runtime that serves requests.
     pub worker_threads: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Connections the S3 listener serves at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -438,6 +450,18 @@ impl Settings {
         if worker_threads == 0 {
             return Err(ConfigError::Invalid(
                 "server.worker_threads must be at least 1".into(),
+            ));
+        }
+        let header_read_timeout_secs = number_from_env(env, "WORMGATE_HEADER_READ_TIMEOUT_SECS")?
+            .or(file.server.header_read_timeout_secs)
+            .unwrap_or(30);
+        let max_connections = number_from_env(env, "WORMGATE_MAX_CONNECTIONS")?
+            .or(file.server.max_connections)
+            .unwrap_or(1024);
+        if header_read_timeout_secs == 0 || max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout_secs and server.max_connections must be at least 1"
+                    .into(),
             ));
         }
         let connect_timeout_secs = 5;
@@ -584,6 +608,8 @@ impl Settings {
             response_timeout_secs,
             shutdown_grace_secs,
             worker_threads,
+            header_read_timeout_secs,
+            max_connections,
         })
     }
 }

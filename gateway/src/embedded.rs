@@ -78,6 +78,7 @@ impl Embedded {
                 service,
                 shutdown,
                 std::time::Duration::from_secs(5),
+                crate::server::Limits::DEFAULT,
             )
             .await
             {

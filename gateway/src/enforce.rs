@@ -617,7 +617,8 @@ impl Gateway {
             (Some(a), Some(b)) => Some(a.strictest(b)),
             (a, b) => a.or(b),
         };
-        if let Some(lock) = lock.filter(|l| !l.is_empty()) {
+        let hold_set = out.headers.contains_key(lock_headers::META_LEGAL_HOLD);
+        if let Some(lock) = lock.filter(|l| !l.is_empty() || hold_set) {
             lock_headers::set_response_headers(&mut out.headers, &lock);
         }
         Ok(out)

@@ -208,6 +208,11 @@ pub fn set_metadata(headers: &mut HeaderMap, lock: &ObjectLock) {
     }
 }
 
+/// Writes the legal hold's metadata, OFF too (for a version whose hold was set once).
+pub fn set_hold_metadata(headers: &mut HeaderMap, hold: LegalHold) {
+    insert(headers, META_LEGAL_HOLD, hold.as_s3());
+}
+
 /// Writes `lock` as the S3 lock headers of a HEAD or GET reply (replacing any).
 pub fn set_response_headers(headers: &mut HeaderMap, lock: &ObjectLock) {
     for name in [MODE, RETAIN_UNTIL, LEGAL_HOLD] {

@@ -157,7 +157,8 @@ impl Gateway {
             let head = inspected
                 .head
                 .ok_or_else(|| GatewayError::Internal("object headers missing".into()))?;
-            self.rewrite_lock_metadata(&resolved, &head, &lock, permit)
+            let hold_set = matches!(change, Change::LegalHold(_));
+            self.rewrite_lock_metadata(&resolved, &head, &lock, hold_set, permit)
                 .await?
         };
         if resp.status().is_success() {
@@ -187,6 +188,16 @@ impl Gateway {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
+    }
+
+    /// Whether a gateway-profile version's metadata records a legal hold (ON or OFF).
+    async fn hold_was_set(&self, bucket: &str, key: &str) -> Result<bool, GatewayError> {
+        let inspected = self
+            .inspect(&ObjectRef::new(bucket, key, None), true)
+            .await?;
+        Ok(inspected
+            .head
+            .is_some_and(|h| h.contains_key(lock_headers::META_LEGAL_HOLD)))
     }
 
     /// GetObjectRetention and GetObjectLegalHold: the backend's own answer on a native
@@ -220,8 +231,11 @@ impl Gateway {
                     .retention
                     .ok_or(GatewayError::NoSuchObjectLockConfiguration)?,
             ),
-            _ if lock.is_empty() => return Err(GatewayError::NoSuchObjectLockConfiguration),
-            _ => lock_xml::render_legal_hold(&lock),
+            _ if lock.legal_hold == LegalHold::On => lock_xml::render_legal_hold(&lock),
+            // OFF for a version whose hold was set once (its metadata says so), as on AWS;
+            // a version that never had one has no legal hold configuration.
+            _ if self.hold_was_set(&bucket, &key).await? => lock_xml::render_legal_hold(&lock),
+            _ => return Err(GatewayError::NoSuchObjectLockConfiguration),
         };
         Ok(reply_with(http::StatusCode::OK, Some(xml)))
     }

@@ -109,6 +109,8 @@ pub struct Server {
     gateway: Arc<Gateway>,
     /// How long in-flight requests may run on after shutdown is asked for.
     grace: Duration,
+    /// Header read timeout and connection cap of the S3 listener.
+    limits: Limits,
 }
 
 impl Server {
@@ -263,6 +265,10 @@ impl Server {
             users,
             gateway,
             grace: Duration::from_secs(settings.shutdown_grace_secs),
+            limits: Limits {
+                header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+                max_connections: settings.max_connections,
+            },
         })
     }
 
@@ -381,7 +387,15 @@ impl Server {
             }
         });
         let (stop_keeper, keeper) = keep_mark(Arc::clone(&self.gateway.locks.time))?;
-        let served = serve(listener, self.tls, handler, shutdown, self.grace).await;
+        let served = serve(
+            listener,
+            self.tls,
+            handler,
+            shutdown,
+            self.grace,
+            self.limits,
+        )
+        .await;
         drop(stop_keeper);
         if keeper.join().is_err() {
             tracing::error!("the clock mark keeper panicked");
@@ -412,6 +426,25 @@ fn keep_mark(
     Ok((stop, thread))
 }
 
+/// What one listener allows its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers: from the connection's start
+    /// to its first request, and on HTTP/1 from the end of one request to the whole header of
+    /// the next (so an idle keep-alive connection is closed after it too).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one ends.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The defaults: 30 s to send headers, 1 024 connections.
+    pub const DEFAULT: Self = Self {
+        header_read_timeout: Duration::from_secs(30),
+        max_connections: 1024,
+    };
+}
+
 /// Accept loop shared by the gateway and the embedded store.
 pub(crate) async fn serve<S>(
     listener: TcpListener,
@@ -419,6 +452,7 @@ pub(crate) async fn serve<S>(
     service: S,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+    limits: Limits,
 ) -> std::io::Result<()>
 where
     S: hyper::service::Service<
@@ -431,10 +465,24 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let builder = Arc::new(ConnBuilder::new(TokioExecutor::new()));
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A free slot first: at the cap, new clients wait in the backlog, not in memory.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.as_mut() => break,
+        };
         let (stream, peer) = tokio::select! {
             res = listener.accept() => match res {
                 Ok(conn) => conn,
@@ -448,46 +496,62 @@ where
             () = shutdown.as_mut() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
+        // hyper times out the headers of each HTTP/1 request once it reads them; before the
+        // first request (the protocol is not known yet, or an HTTP/2 preface never ends) the
+        // connection is cut here if no request has begun in time.
+        let asked = Arc::new(AtomicBool::new(false));
+        let service = {
+            let asked = Arc::clone(&asked);
+            let service = service.clone();
+            service_fn(move |req: http::Request<Incoming>| {
+                asked.store(true, Ordering::Release);
+                service.call(req)
+            })
+        };
+        let deadline = limits.header_read_timeout;
         let builder = Arc::clone(&builder);
-        match &tls {
-            None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let watcher = graceful.watcher();
+        let acceptor = tls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let until_first_request = async {
+                tokio::time::sleep(deadline).await;
+                if asked.load(Ordering::Acquire) {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let served = async {
+                match acceptor {
+                    None => {
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(conn).await
                     }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    Some(acceptor) => {
+                        let stream = match acceptor.accept(stream).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return Ok(());
+                            }
+                        };
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(conn).await
                     }
-                });
+                }
+            };
+            tokio::select! {
+                res = served => if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                () = until_first_request => {
+                    tracing::debug!(%peer, "no request within the header read timeout: connection cut");
+                }
             }
-        }
+        });
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())

@@ -260,23 +260,11 @@ impl Query {
             .retain(|(k, _)| !SIGNATURE_PARAMS.contains(&k.as_str()));
     }
 
-    /// Drops parameters that AWS treats as absent when empty but some stores do not
-    /// (s3s-fs treats `delimiter=` as a real delimiter, which empties recursive listings).
+    /// Drops an empty `delimiter=`, which AWS treats as absent but s3s-fs takes for a real
+    /// delimiter (it empties recursive listings). Other empty parameters stay: AWS echoes
+    /// them (`<Prefix></Prefix>`, `<ContinuationToken></ContinuationToken>`).
     pub fn normalise_listing(&mut self) {
-        self.0.retain(|(k, v)| {
-            !(v.is_empty()
-                && matches!(
-                    k.as_str(),
-                    "delimiter"
-                        | "prefix"
-                        | "marker"
-                        | "start-after"
-                        | "continuation-token"
-                        | "key-marker"
-                        | "version-id-marker"
-                        | "encoding-type"
-                ))
-        });
+        self.0.retain(|(k, v)| !(v.is_empty() && k == "delimiter"));
     }
 
     /// The canonical encoding for the backend, or `None` when empty.
@@ -421,11 +409,14 @@ mod tests {
 
     #[test]
     fn query_round_trip() {
-        let mut q =
-            Query::parse("list-type=2&delimiter=&prefix=a%2Fb+c&uploads&X-Amz-Signature=abc");
+        let mut q = Query::parse(
+            "list-type=2&delimiter=&prefix=a%2Fb+c&uploads&X-Amz-Signature=abc&start-after=",
+        );
         q.remove_signature();
         q.normalise_listing();
         assert!(!q.has("delimiter"));
+        assert_eq!(q.get("start-after"), Some(""));
+        q.0.retain(|(k, _)| k != "start-after");
         assert_eq!(q.get("prefix"), Some("a/b c"));
         assert_eq!(
             q.to_backend_string().as_deref(),

@@ -240,12 +240,15 @@ impl Gateway {
     }
 
     /// Rewrites a gateway-profile object's reserved metadata in place (a copy onto itself with
-    /// `REPLACE`), keeping its other metadata. `head` is the object's HEAD reply.
+    /// `REPLACE`), keeping its other metadata. `head` is the object's HEAD reply. Once a legal
+    /// hold was set on the version, its metadata keeps saying ON or OFF, as AWS answers
+    /// `Status: OFF` after a hold is lifted.
     pub(crate) async fn rewrite_lock_metadata(
         &self,
         object: &ObjectRef,
         head: &HeaderMap,
         lock: &ObjectLock,
+        hold_set: bool,
         permit: Permit,
     ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
         let target = Target {
@@ -269,6 +272,9 @@ impl Gateway {
         }
         copy_metadata(head, &mut headers);
         lock_headers::set_metadata(&mut headers, lock);
+        if hold_set || head.contains_key(lock_headers::META_LEGAL_HOLD) {
+            lock_headers::set_hold_metadata(&mut headers, lock.legal_hold);
+        }
         headers.insert("content-length", HeaderValue::from_static("0"));
         self.send(
             http::Method::PUT,

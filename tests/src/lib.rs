@@ -136,6 +136,8 @@ pub fn test_settings(
         response_timeout_secs: 30,
         shutdown_grace_secs: 10,
         worker_threads: 1,
+        header_read_timeout_secs: 30,
+        max_connections: 1024,
     }
 }
 
