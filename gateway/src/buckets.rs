@@ -188,17 +188,6 @@ impl Gateway {
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let native = bucket_facts.profile == Profile::Native;
         let mut facts = self.facts(&call, &bucket_facts);
-        if action == Action::DeleteBucket
-            && !native
-            && !self.backend_bucket_is_empty(&bucket).await?
-        {
-            // Some stores (s3s-fs) delete a bucket with everything in it. Through wormgate a
-            // bucket is deleted only once every object in it was deleted, each decided on its
-            // own lock: whatever the index says, the backend's listing decides.
-            return Err(GatewayError::BucketNotEmpty(
-                "The bucket you tried to delete is not empty".into(),
-            ));
-        }
         if matches!(action, Action::PutLifecycle | Action::DeleteBucket) {
             let now = self.locks.now();
             facts.contents = if self.locks.index.holds_locks(&bucket, now)? {
@@ -223,6 +212,17 @@ impl Gateway {
             };
         }
         let permit = self.decide(action, &facts).await?;
+        if action == Action::DeleteBucket
+            && !native
+            && !self.backend_bucket_is_empty(&bucket).await?
+        {
+            // Some stores (s3s-fs) delete a bucket with everything in it. Through wormgate a
+            // bucket is deleted only once every object in it was deleted, each decided on its
+            // own lock: whatever the index says, the backend's listing decides.
+            return Err(GatewayError::BucketNotEmpty(
+                "The bucket you tried to delete is not empty".into(),
+            ));
+        }
         let headers = backend_headers(&call.headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         if action == Action::DeleteBucket && resp.status().is_success() {
