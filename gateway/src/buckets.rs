@@ -193,11 +193,13 @@ impl Gateway {
             facts.contents = if self.locks.index.holds_locks(&bucket, now)? {
                 BucketContents::HoldsLocks
             } else if !native
+                && action == Action::PutLifecycle
                 && self.locks.index.bucket(&bucket)?.is_none()
                 && !self.backend_bucket_is_empty(&bucket).await?
             {
                 // The index never saw this bucket made or rebuilt (or was lost): it cannot
-                // vouch that nothing in it is locked.
+                // vouch that nothing in it is locked. (DeleteBucket needs no vouching: below,
+                // it goes on only when the backend lists nothing.)
                 BucketContents::Unknown
             } else {
                 // Locks that were there and have ended: "no locks" rests on the clock.

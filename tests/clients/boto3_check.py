@@ -48,6 +48,35 @@ def lock_checks(s3) -> None:
         assert e.response["Error"]["Code"] == "AccessDenied", e.response
 
 
+def sigv2_is_for_reads(endpoint: str) -> None:
+    """A SigV2 presigned URL signs neither `retention` nor `legal-hold`: whoever holds a PUT URL
+    could append one. wormgate accepts SigV2 for reads only."""
+    import urllib.error
+    import urllib.request
+
+    v2 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        config=Config(signature_version="s3", s3={"addressing_style": "path"}),
+    )
+    bucket = "boto3-lock-check"
+    get_url = v2.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "locked"})
+    assert "AWSAccessKeyId=" in get_url and "Signature=" in get_url, get_url
+    with urllib.request.urlopen(get_url) as r:
+        assert r.read() == b"backup"
+    put_url = v2.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "locked"})
+    for url in (put_url, put_url + "&legal-hold"):
+        req = urllib.request.Request(url, data=b"<LegalHold><Status>OFF</Status></LegalHold>",
+                                     method="PUT")
+        try:
+            urllib.request.urlopen(req)
+            raise AssertionError(f"a SigV2 presigned PUT went through: {url}")
+        except urllib.error.HTTPError as e:
+            body = e.read().decode()
+            assert e.code == 403 and "Signature Version 2" in body, (e.code, body)
+
+
 def main() -> int:
     endpoint = os.environ["WORMGATE_URL"]
     s3 = boto3.client(
@@ -101,6 +130,7 @@ def main() -> int:
     os.remove(path)
     os.remove(path + ".back")
     lock_checks(s3)
+    sigv2_is_for_reads(endpoint)
     print("boto3: all checks passed")
     return 0
 

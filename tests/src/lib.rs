@@ -533,6 +533,9 @@ pub fn sign_request<B>(req: &mut http::Request<B>, access_key: &str, secret_key:
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    // S3 signs the path as sent: `/b/./k` must reach the gateway as `/b/./k`, signed so.
+    settings.uri_path_normalization_mode =
+        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(REGION)

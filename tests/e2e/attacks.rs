@@ -1,0 +1,866 @@
+//! The attacker's tests: every way found to walk around a lock, tried against a real gateway in
+//! front of the real embedded store (s3s-fs), with a backup user's or an administrator's keys.
+//! Each test checks the outcome on the store itself (bytes and lock metadata unchanged), not
+//! only the gateway's reply.
+//!
+//! The property test at the end drives generated keys (dot and empty segments, encodings,
+//! separators, unicode) through every request that names an object and checks that no
+//! locked object changed and nothing outside the request's bucket changed.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectLockMode;
+use bytes::Bytes;
+use proptest::prelude::*;
+use wormgate_tests::locks::{hold, in_secs, lock_bucket, put_locked};
+use wormgate_tests::{
+    ACCESS_KEY, ADMIN_KEY, ADMIN_SECRET, ADMIN_TOKEN, Reply, SCOPED_BUCKET, SCOPED_KEY,
+    SCOPED_SECRET, SECRET_KEY, Stack, empty_raw_body, full,
+};
+
+/// What the store holds for one object: its bytes and its reserved lock metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    bytes: Vec<u8>,
+    lock: Vec<(String, String)>,
+}
+
+async fn stored(stack: &Stack, bucket: &str, key: &str) -> Option<Stored> {
+    let direct = stack.direct();
+    let out = direct
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    let mut lock: Vec<(String, String)> = out
+        .metadata()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("wormgate-"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    lock.sort();
+    let bytes = out.body.collect().await.ok()?.into_bytes().to_vec();
+    Some(Stored { bytes, lock })
+}
+
+/// The path as S3 signs it: decoded, then every byte but `A-Za-z0-9-._~/` as `%XX`.
+fn canonical_path(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+    let mut out = String::new();
+    for b in decoded {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A request signed by `keys` for the path as S3 canonicalises it, and sent with the path as
+/// written: how a hand-made client sends `%2E` or `//` that an SDK would never send.
+async fn raw_as(
+    stack: &Stack,
+    keys: (&str, &str),
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+    let with_query = |p: String| match query {
+        Some(q) => format!("{}{p}?{q}", stack.gateway_url()),
+        None => format!("{}{p}", stack.gateway_url()),
+    };
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(with_query(canonical_path(path)));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = if body.is_empty() {
+        empty_raw_body()
+    } else {
+        full(Bytes::from(body.to_owned()))
+    };
+    let mut req = req.body(body).expect("request");
+    wormgate_tests::sign_request(&mut req, keys.0, keys.1);
+    *req.uri_mut() = with_query(path.to_owned()).parse().expect("uri");
+    wormgate_tests::send(req).await
+}
+
+async fn raw(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    raw_as(stack, (ACCESS_KEY, SECRET_KEY), method, path, headers, body).await
+}
+
+/// A lock bucket holding `K` and `d/K` (COMPLIANCE, a day), and a second bucket with a secret.
+async fn protected(stack: &Stack) -> (String, String) {
+    let agent = stack.gateway();
+    let bucket = lock_bucket(&agent, "attack").await;
+    for key in ["K", "d/K"] {
+        put_locked(
+            &agent,
+            &bucket,
+            key,
+            ObjectLockMode::Compliance,
+            in_secs(86_400),
+        )
+        .await;
+    }
+    let other = stack.new_bucket("other").await;
+    agent
+        .put_object()
+        .bucket(&other)
+        .key("secret")
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await
+        .expect("put secret");
+    (bucket, other)
+}
+
+#[tokio::test]
+async fn another_name_for_a_locked_object_is_refused() {
+    let stack = Stack::start().await;
+    let (b, other) = protected(&stack).await;
+    let before_k = stored(&stack, &b, "K").await.expect("K");
+    let before_dk = stored(&stack, &b, "d/K").await.expect("d/K");
+    assert!(!before_k.lock.is_empty(), "K carries its lock on the store");
+
+    let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+        ("DELETE", format!("/{b}/./K"), vec![], "InvalidArgument"),
+        ("DELETE", format!("/{b}/%2E/K"), vec![], "InvalidArgument"),
+        ("PUT", format!("/{b}/y/../K"), vec![], "InvalidArgument"),
+        ("DELETE", format!("/{b}/d//K"), vec![], "InvalidArgument"),
+        ("DELETE", format!("/{b}/d/%2FK"), vec![], "InvalidArgument"),
+        (
+            "PUT",
+            format!("/{b}/../{other}/secret"),
+            vec![],
+            "InvalidArgument",
+        ),
+        // The store's own bookkeeping beside the buckets.
+        (
+            "PUT",
+            format!("/{b}/../.bucket-x.object-y.metadata.json"),
+            vec![],
+            "InvalidArgument",
+        ),
+        ("PUT", "/%2E%2E/K".to_owned(), vec![], "InvalidBucketName"),
+        (
+            "PUT",
+            "/.bucket-x/K".to_owned(),
+            vec![],
+            "InvalidBucketName",
+        ),
+        (
+            "PUT",
+            format!("/{b}/copy"),
+            vec![("x-amz-copy-source", format!("{other}/../{b}/K"))],
+            "InvalidArgument",
+        ),
+        (
+            "PUT",
+            format!("/{b}/copy"),
+            vec![("x-amz-copy-source", format!("/{b}/./K"))],
+            "InvalidArgument",
+        ),
+    ];
+    for (method, path, headers, code) in &cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let got = raw(
+            &stack,
+            method,
+            path,
+            &h,
+            if *method == "PUT" { "ransom" } else { "" },
+        )
+        .await;
+        assert_eq!(
+            (got.status, got.code()),
+            (400, *code),
+            "{method} {path}: {}",
+            got.body
+        );
+    }
+    // A user scoped to one bucket reads nothing of another through `..`.
+    let got = raw_as(
+        &stack,
+        (SCOPED_KEY, SCOPED_SECRET),
+        "GET",
+        &format!("/{SCOPED_BUCKET}/../{other}/secret"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 400, "{}", got.body);
+    assert!(!got.body.contains("secret</"), "{}", got.body);
+
+    // DeleteObjects: such a key is refused on its own, the batch goes on.
+    let delete = "<Delete><Object><Key>./K</Key></Object><Object><Key>d//K</Key></Object><Object><Key>free</Key></Object></Delete>";
+    let got = raw(
+        &stack,
+        "POST",
+        &format!("/{b}?delete"),
+        &[("content-md5", &md5_b64(delete))],
+        delete,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(
+        got.body.matches("<Code>InvalidArgument</Code>").count(),
+        2,
+        "{}",
+        got.body
+    );
+
+    assert_eq!(stored(&stack, &b, "K").await, Some(before_k), "K changed");
+    assert_eq!(
+        stored(&stack, &b, "d/K").await,
+        Some(before_dk),
+        "d/K changed"
+    );
+    assert_eq!(
+        stored(&stack, &other, "secret").await.map(|s| s.bytes),
+        Some(b"secret".to_vec())
+    );
+}
+
+fn md5_b64(body: &str) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+}
+
+#[tokio::test]
+async fn what_is_decided_is_what_is_forwarded() {
+    let stack = Stack::start().await;
+    let agent = stack.gateway();
+    let b = lock_bucket(&agent, "forward").await;
+    let until = "2099-01-01T00:00:00.000Z";
+
+    // Lock headers named in Connection would be dropped on the way: refused, nothing stored.
+    let got = raw(
+        &stack,
+        "PUT",
+        &format!("/{b}/hop"),
+        &[
+            (
+                "connection",
+                "keep-alive, x-amz-object-lock-mode, x-amz-object-lock-retain-until-date",
+            ),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-retain-until-date", until),
+            ("content-md5", &md5_b64("data")),
+        ],
+        "data",
+    )
+    .await;
+    assert_eq!(
+        (got.status, got.code()),
+        (400, "InvalidRequest"),
+        "{}",
+        got.body
+    );
+    assert_eq!(stored(&stack, &b, "hop").await, None);
+
+    // A decision header given twice could be read one way here and another there.
+    let got = raw(
+        &stack,
+        "PUT",
+        &format!("/{b}/twice"),
+        &[
+            ("x-amz-object-lock-mode", "GOVERNANCE"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-retain-until-date", until),
+            ("content-md5", &md5_b64("data")),
+        ],
+        "data",
+    )
+    .await;
+    assert_eq!(
+        (got.status, got.code()),
+        (400, "InvalidArgument"),
+        "{}",
+        got.body
+    );
+
+    // A lock date with an offset is stored as the instant it names.
+    let got = raw(
+        &stack,
+        "PUT",
+        &format!("/{b}/offset"),
+        &[
+            ("x-amz-object-lock-mode", "GOVERNANCE"),
+            (
+                "x-amz-object-lock-retain-until-date",
+                "2099-01-01T00:10:56-12:00",
+            ),
+            ("content-md5", &md5_b64("data")),
+        ],
+        "data",
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let s = stored(&stack, &b, "offset").await.expect("stored");
+    assert!(
+        s.lock.contains(&(
+            "wormgate-retain-until".to_owned(),
+            "2099-01-01T12:10:56.000Z".to_owned()
+        )),
+        "{s:?}"
+    );
+    let retention = "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2099-06-01T00:00:00+14:00</RetainUntilDate></Retention>";
+    let got = raw(
+        &stack,
+        "PUT",
+        &format!("/{b}/offset?retention"),
+        &[("content-md5", &md5_b64(retention))],
+        retention,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let r = agent
+        .get_object_retention()
+        .bucket(&b)
+        .key("offset")
+        .send()
+        .await
+        .expect("retention");
+    let date = r
+        .retention()
+        .and_then(|r| r.retain_until_date())
+        .expect("date");
+    assert_eq!(
+        date.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+            .expect("fmt"),
+        "2099-05-31T10:00:00Z"
+    );
+
+    // A header outside the signature (a presigned URL's holder could add it) is refused.
+    let url = format!("{}/{b}/offset?retention", stack.gateway_url());
+    let mut req = http::Request::builder()
+        .method("PUT")
+        .uri(&url)
+        .body(full(Bytes::from(retention)))
+        .expect("request");
+    wormgate_tests::sign_request(&mut req, ADMIN_KEY, ADMIN_SECRET);
+    req.headers_mut().insert(
+        "x-amz-bypass-governance-retention",
+        http::HeaderValue::from_static("true"),
+    );
+    let got = wormgate_tests::send(req).await;
+    assert_eq!(
+        (got.status, got.code()),
+        (403, "AccessDenied"),
+        "{}",
+        got.body
+    );
+    assert!(got.message().contains("not signed"), "{}", got.body);
+
+    // Presigned URLs live at most a week.
+    let presigned = agent
+        .get_object()
+        .bucket(&b)
+        .key("offset")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(7 * 86_400))
+                .expect("config"),
+        )
+        .await
+        .expect("presign");
+    let ok = wormgate_tests::send_presigned(&presigned, empty_raw_body()).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let url = format!("{}/{b}/offset", stack.gateway_url());
+    let got = wormgate_tests::send(presign_for(&url, 7 * 86_400 + 1)).await;
+    assert_eq!(got.status, 400, "{}", got.body);
+    assert_eq!(
+        got.code(),
+        "AuthorizationQueryParametersError",
+        "{}",
+        got.body
+    );
+
+    // A parameter given twice: which version would the store delete?
+    let got = raw(
+        &stack,
+        "DELETE",
+        &format!("/{b}/offset?versionId=a&versionId=b"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (got.status, got.code()),
+        (400, "InvalidArgument"),
+        "{}",
+        got.body
+    );
+    assert!(stored(&stack, &b, "offset").await.is_some());
+}
+
+/// A presigned GET valid for `secs`, signed with aws-sigv4 itself (the SDK refuses over a week).
+fn presign_for(url: &str, secs: u64) -> http::Request<wormgate_tests::RawBody> {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let identity: aws_smithy_runtime_api::client::identity::Identity =
+        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(secs));
+    settings.uri_path_normalization_mode =
+        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(wormgate_tests::REGION)
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("params")
+        .into();
+    let mut req = http::Request::get(url)
+        .body(empty_raw_body())
+        .expect("request");
+    let signable = SignableRequest::new(
+        "GET",
+        url,
+        std::iter::empty(),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    instructions.apply_to_request_http1x(&mut req);
+    req
+}
+
+#[tokio::test]
+async fn the_index_never_wins_against_a_stricter_truth() {
+    let mut stack = Stack::start().await;
+    let admin = stack.admin();
+    let b = lock_bucket(&admin, "truth").await;
+    put_locked(&admin, &b, "K", ObjectLockMode::Compliance, in_secs(86_400)).await;
+    let before = stored(&stack, &b, "K").await.expect("K");
+
+    // The index is lost; an administrator deletes the bucket.
+    let dir = stack.settings.locks.index_dir.clone();
+    stack.stop_gateway_for_test().await;
+    std::fs::remove_dir_all(&dir).expect("lose the index");
+    stack.restart_gateway().await;
+    let admin = stack.admin();
+    let got = wormgate_tests::locks::outcome(admin.delete_bucket().bucket(&b).send()).await;
+    assert_eq!(
+        (got.status, got.code.as_str()),
+        (409, "BucketNotEmpty"),
+        "{got:?}"
+    );
+    assert_eq!(stored(&stack, &b, "K").await, Some(before.clone()));
+    // The store itself never deletes a non-empty bucket either.
+    let direct =
+        wormgate_tests::locks::outcome(stack.direct().delete_bucket().bucket(&b).send()).await;
+    assert_eq!(direct.status, 409, "{direct:?}");
+    assert_eq!(stored(&stack, &b, "K").await, Some(before));
+
+    // K's lock is read back from the store when first asked for, and still refuses.
+    let del =
+        wormgate_tests::locks::outcome(admin.delete_object().bucket(&b).key("K").send()).await;
+    assert_eq!(del.status, 403, "{del:?}");
+
+    // A stricter index record than the backend's survives a rebuild; verify names the side.
+    stack.stop_gateway_for_test().await;
+    let stricter = chrono::Utc::now() + chrono::TimeDelta::days(400);
+    {
+        use policy::index::LockIndex as _;
+        let index = policy::index::SledIndex::open(&dir).expect("index");
+        let object = policy::lock::ObjectRef::new(&b, "K", None);
+        let mut record = index.get(&object).expect("read").expect("K is indexed");
+        record.lock.retention = record.lock.retention.map(|r| policy::lock::Retention {
+            until: stricter,
+            ..r
+        });
+        index.put(&record).expect("write");
+        index.flush().expect("flush");
+    }
+    {
+        let server = wormgate::server::Server::new(&stack.settings)
+            .await
+            .expect("server");
+        let report = server.verify_index().await.expect("verify");
+        assert!(report.disagrees(), "{report:?}");
+        let f = &report.findings[0];
+        assert_eq!(f.kind.stricter_side(), Some("index"), "{report:?}");
+        server.rebuild_index().await.expect("rebuild");
+    }
+    use policy::index::LockIndex as _;
+    let index = policy::index::SledIndex::open(&dir).expect("index");
+    let kept = index
+        .get(&policy::lock::ObjectRef::new(&b, "K", None))
+        .expect("read")
+        .and_then(|r| r.lock.retention)
+        .expect("retention");
+    assert!(
+        (kept.until - stricter).num_seconds().abs() < 1,
+        "rebuild weakened {stricter} to {}",
+        kept.until
+    );
+}
+
+#[tokio::test]
+async fn every_batch_decision_is_recorded() {
+    let stack = Stack::start().await;
+    let agent = stack.gateway();
+    let b = lock_bucket(&agent, "batch").await;
+    put_locked(
+        &agent,
+        &b,
+        "locked",
+        ObjectLockMode::Compliance,
+        in_secs(86_400),
+    )
+    .await;
+    agent
+        .put_object()
+        .bucket(&b)
+        .key("free")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put");
+    let delete =
+        "<Delete><Object><Key>locked</Key></Object><Object><Key>free</Key></Object></Delete>";
+    let got = raw(
+        &stack,
+        "POST",
+        &format!("/{b}?delete"),
+        &[("content-md5", &md5_b64(delete))],
+        delete,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let events = stack.admin_get("/audit/events", Some(ADMIN_TOKEN)).await;
+    let lines: Vec<serde_json::Value> = events
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let find = |key: &str, decision: &str| {
+        lines
+            .iter()
+            .any(|e| e["op"] == "DeleteObjects" && e["key"] == key && e["decision"] == decision)
+    };
+    assert!(find("locked", "denied"), "{}", events.body);
+    assert!(find("free", "allowed"), "{}", events.body);
+    let metrics = stack.admin_get("/metrics", Some(ADMIN_TOKEN)).await;
+    assert!(
+        metrics
+            .body
+            .contains("wormgate_denials_total{reason=\"retention-compliance\"} 1"),
+        "{}",
+        metrics.body
+    );
+
+    // The bypass header on a bucket without object lock: one 400 for the request.
+    let plain = stack.new_bucket("plain").await;
+    let got = raw(
+        &stack,
+        "POST",
+        &format!("/{plain}?delete"),
+        &[
+            ("content-md5", &md5_b64(delete)),
+            ("x-amz-bypass-governance-retention", "true"),
+        ],
+        delete,
+    )
+    .await;
+    assert_eq!(
+        (got.status, got.code()),
+        (400, "InvalidArgument"),
+        "{}",
+        got.body
+    );
+}
+
+#[tokio::test]
+async fn conformance_points() {
+    let stack = Stack::start().await;
+    let admin = stack.admin();
+    let b = lock_bucket(&admin, "conform").await;
+    admin
+        .put_object()
+        .bucket(&b)
+        .key("h")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put");
+    let none =
+        wormgate_tests::locks::outcome(admin.get_object_legal_hold().bucket(&b).key("h").send())
+            .await;
+    assert_eq!(none.status, 404, "never held: {none:?}");
+    for on in [true, false] {
+        admin
+            .put_object_legal_hold()
+            .bucket(&b)
+            .key("h")
+            .legal_hold(hold(on))
+            .send()
+            .await
+            .expect("legal hold");
+    }
+    let got = admin
+        .get_object_legal_hold()
+        .bucket(&b)
+        .key("h")
+        .send()
+        .await
+        .expect("OFF after ON");
+    assert_eq!(
+        got.legal_hold()
+            .and_then(|h| h.status())
+            .map(|s| s.as_str()),
+        Some("OFF")
+    );
+    let head = admin
+        .head_object()
+        .bucket(&b)
+        .key("h")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_legal_hold_status().map(|s| s.as_str()),
+        Some("OFF")
+    );
+
+    let got = raw(
+        &stack,
+        "GET",
+        &format!("/{b}?list-type=2&prefix=&continuation-token="),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert!(
+        got.body.contains("<Prefix></Prefix>") || got.body.contains("<Prefix/>"),
+        "{}",
+        got.body
+    );
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_and_others_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stack = Stack::start().await;
+    stack.settings.header_read_timeout_secs = 2;
+    stack.settings.max_connections = 16;
+    stack.restart_gateway().await;
+    let addr = stack.gateway_addr;
+    // Twice the cap of connections that never finish their headers.
+    let mut slow = Vec::new();
+    for _ in 0..32 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        slow.push(s);
+    }
+    // A normal client is served (once the slow ones are cut, if the cap is full).
+    let b = tokio::time::timeout(Duration::from_secs(30), stack.new_bucket("served"))
+        .await
+        .expect("a normal client was served");
+    assert!(!b.is_empty());
+    // Every slow connection is closed by the gateway.
+    for mut s in slow {
+        let mut buf = [0u8; 512];
+        let closed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a connection without headers was held");
+    }
+}
+
+/// Pieces of generated keys: ordinary names, dot and empty segments, their encodings,
+/// the store's own file names, unicode and spaces.
+const PIECES: &[&str] = &[
+    "K",
+    "d",
+    "x",
+    "y",
+    ".",
+    "..",
+    "",
+    "%2E",
+    "%2e%2E",
+    "%2F",
+    ".bucket-x",
+    "ключ",
+    "a b",
+    "...",
+    ".k",
+    "\\",
+    "%00",
+];
+
+fn generated_key() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just(""), Just("/"), Just("./"), Just("../")],
+        proptest::collection::vec(0..PIECES.len(), 1..5),
+        prop_oneof![Just("/"), Just("//"), Just("/./")],
+    )
+        .prop_map(|(lead, pieces, sep)| {
+            let body: Vec<&str> = pieces.iter().map(|i| PIECES[*i]).collect();
+            format!("{lead}{}", body.join(sep))
+        })
+}
+
+/// Percent-encodes what a URL path cannot carry raw, keeping `%XX` the generator wrote.
+fn path_encode(key: &str) -> String {
+    let mut out = String::new();
+    for c in key.chars() {
+        if c.is_ascii_alphanumeric() || "-._~/%".contains(c) {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn generated_keys_never_reach_a_locked_object_or_another_bucket() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (stack, b, other) = rt.block_on(async {
+        let stack = Stack::start().await;
+        let (b, other) = protected(&stack).await;
+        (stack, b, other)
+    });
+    let snapshot = |stack: &Stack| {
+        rt.block_on(async {
+            let mut all = Vec::new();
+            for (bucket, key) in [(&b, "K"), (&b, "d/K"), (&other, "secret")] {
+                all.push(stored(stack, bucket, key).await);
+            }
+            let listed = stack
+                .direct()
+                .list_objects_v2()
+                .bucket(&other)
+                .send()
+                .await
+                .expect("list other")
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect::<Vec<_>>();
+            (all, listed)
+        })
+    };
+    let before = snapshot(&stack);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+    let cases = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&(generated_key(), 0u8..5), |(key, op)| {
+            cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = format!("/{b}/{}", path_encode(&key));
+            let got = rt.block_on(async {
+                match op {
+                    0 => raw(&stack, "PUT", &path, &[], "ransom").await,
+                    1 => raw(&stack, "DELETE", &path, &[], "").await,
+                    2 => {
+                        let source = format!("{other}/{}", path_encode(&key));
+                        raw(
+                            &stack,
+                            "PUT",
+                            &format!("/{b}/copy-dest"),
+                            &[("x-amz-copy-source", source.as_str())],
+                            "",
+                        )
+                        .await
+                    }
+                    3 => {
+                        raw(
+                            &stack,
+                            "PUT",
+                            &path,
+                            &[("x-amz-copy-source", &format!("{b}/K"))],
+                            "",
+                        )
+                        .await
+                    }
+                    _ => {
+                        let escaped = key.replace('&', "&amp;").replace('<', "&lt;");
+                        let body =
+                            format!("<Delete><Object><Key>{escaped}</Key></Object></Delete>");
+                        raw(
+                            &stack,
+                            "POST",
+                            &format!("/{b}?delete"),
+                            &[("content-md5", &md5_b64(&body))],
+                            &body,
+                        )
+                        .await
+                    }
+                }
+            });
+            // Nothing but an error may answer a key that names another object.
+            let decoded = percent_encoding::percent_decode_str(&key)
+                .decode_utf8_lossy()
+                .into_owned();
+            let risky = decoded.starts_with('/')
+                || decoded
+                    .trim_end_matches('/')
+                    .split('/')
+                    .any(|s| matches!(s, "" | "." | ".."));
+            // (An empty key is the bucket itself: a bucket request, decided as such.)
+            if risky && !decoded.is_empty() && op != 4 {
+                prop_assert!(
+                    got.status == 400,
+                    "{op} {key:?} answered {}: {}",
+                    got.status,
+                    got.body
+                );
+            }
+            let after = snapshot(&stack);
+            prop_assert_eq!(
+                &after,
+                &before,
+                "op {} on key {:?} changed a protected object",
+                op,
+                key
+            );
+            Ok(())
+        })
+        .expect("no generated key reached a locked object or another bucket");
+    eprintln!(
+        "generated keys: {} cases",
+        cases.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
