@@ -53,7 +53,7 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
 /// forwards is never earlier than the one the client asked for.
 #[must_use]
 pub fn instant(d: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let below_ms = d.timestamp_subsec_nanos() % 1_000_000 != 0;
+    let below_ms = !d.timestamp_subsec_nanos().is_multiple_of(1_000_000);
     DateTime::from_timestamp_millis(d.timestamp_millis().checked_add(i64::from(below_ms))?)
 }
 

@@ -133,6 +133,9 @@ async fn protected(stack: &Stack) -> (String, String) {
     (bucket, other)
 }
 
+/// A request an attacker sends: method, path, extra headers, and the error code it must get.
+type Attempt<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
+
 #[tokio::test]
 async fn another_name_for_a_locked_object_is_refused() {
     let stack = Stack::start().await;
@@ -141,7 +144,7 @@ async fn another_name_for_a_locked_object_is_refused() {
     let before_dk = stored(&stack, &b, "d/K").await.expect("d/K");
     assert!(!before_k.lock.is_empty(), "K carries its lock on the store");
 
-    let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+    let cases: Vec<Attempt> = vec![
         ("DELETE", format!("/{b}/./K"), vec![], "InvalidArgument"),
         ("DELETE", format!("/{b}/%2E/K"), vec![], "InvalidArgument"),
         ("PUT", format!("/{b}/y/../K"), vec![], "InvalidArgument"),
