@@ -30,8 +30,20 @@ use crate::target::{self, Query, Target};
 /// The longest validity of a presigned URL, in seconds (seven days, as on AWS).
 pub const MAX_PRESIGNED_SECS: u64 = 7 * 24 * 3600;
 
-/// `Connection` options that name no header of the request's own.
-const CONNECTION_OPTIONS: &[&str] = &["close", "keep-alive", "upgrade", "te"];
+/// `Connection` options that name no end-to-end header (hop-by-hop ones are dropped anyway;
+/// `Upgrade, HTTP2-Settings` is what curl and Java send to offer HTTP/2).
+const CONNECTION_OPTIONS: &[&str] = &[
+    "close",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "http2-settings",
+    "trailer",
+    "transfer-encoding",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
 
 /// Headers outside `x-amz-*` whose single value the gateway reads.
 const SINGLE_HEADERS: &[&str] = &["host", "content-md5", "content-encoding"];
@@ -43,23 +55,41 @@ pub enum Signature {
     V4Query,
     V2Header,
     V2Query,
-    /// No signature (s3s would have refused it before the gateway; kept for completeness).
-    None,
 }
 
 impl Signature {
-    /// The signature scheme of a request, from its `Authorization` header or its query.
-    #[must_use]
-    pub fn of(headers: &HeaderMap, raw_query: &Query) -> Self {
-        match headers
+    /// The signature scheme of a request. A request that carries the parts of more than one
+    /// (an `Authorization` header and presigned parameters, or V2 and V4 parameters) is
+    /// refused: s3s verifies one of them in its own order, and the checks here must be about
+    /// the one it verified.
+    ///
+    /// # Errors
+    /// 400 InvalidArgument for more than one mechanism; 403 for none the gateway knows.
+    pub fn of(headers: &HeaderMap, raw_query: &Query) -> Result<Self, GatewayError> {
+        let header = headers
             .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes)
-        {
-            Some(a) if a.starts_with(b"AWS4-HMAC-SHA256 ") => Self::V4Header,
-            Some(a) if a.starts_with(b"AWS ") => Self::V2Header,
-            _ if raw_query.has("X-Amz-Signature") => Self::V4Query,
-            _ if raw_query.has("Signature") && raw_query.has("AWSAccessKeyId") => Self::V2Query,
-            _ => Self::None,
+            .map(HeaderValue::as_bytes);
+        let v4_query = ["X-Amz-Signature", "X-Amz-Algorithm", "X-Amz-Credential"]
+            .iter()
+            .any(|p| raw_query.has(p));
+        let v2_query = ["Signature", "AWSAccessKeyId"]
+            .iter()
+            .any(|p| raw_query.has(p));
+        let mechanisms =
+            usize::from(header.is_some()) + usize::from(v4_query) + usize::from(v2_query);
+        if mechanisms > 1 {
+            return Err(GatewayError::InvalidArgument(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified".into(),
+            ));
+        }
+        match header {
+            Some(a) if a.starts_with(b"AWS4-HMAC-SHA256 ") => Ok(Self::V4Header),
+            Some(a) if a.starts_with(b"AWS ") => Ok(Self::V2Header),
+            None if v4_query => Ok(Self::V4Query),
+            None if v2_query => Ok(Self::V2Query),
+            _ => Err(GatewayError::AccessDenied(
+                "wormgate accepts requests signed with AWS Signature Version 4 (or Version 2 for reads) only".into(),
+            )),
         }
     }
 }
@@ -78,7 +108,7 @@ pub fn admit(headers: &mut HeaderMap, raw_query: &Query) -> Result<Signature, Ga
     }
     refuse_repeated_headers(headers)?;
     refuse_connection_named(headers)?;
-    let signature = Signature::of(headers, raw_query);
+    let signature = Signature::of(headers, raw_query)?;
     match signature {
         Signature::V4Header => {
             let signed = headers
@@ -123,7 +153,7 @@ pub fn admit(headers: &mut HeaderMap, raw_query: &Query) -> Result<Signature, Ga
                 ));
             }
         }
-        Signature::V2Header | Signature::None => {}
+        Signature::V2Header => {}
     }
     canonical_copy_source(headers)?;
     Ok(signature)
@@ -296,6 +326,49 @@ mod tests {
 
     const V4: &str = "AWS4-HMAC-SHA256 Credential=AK/20261201/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-object-lock-mode, Signature=abc";
 
+    fn v4() -> HeaderMap {
+        headers(&[("authorization", V4)])
+    }
+
+    /// `pairs` with a SigV4 Authorization that lists them all as signed.
+    fn signed(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+        names.extend(["host", "x-amz-content-sha256", "x-amz-date"]);
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=AK/20261201/us-east-1/s3/aws4_request, SignedHeaders={}, Signature=abc",
+            names.join(";")
+        );
+        let mut h = headers(pairs);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&auth).expect("value"),
+        );
+        h
+    }
+
+    #[test]
+    fn one_authentication_mechanism_only() {
+        let q = Query::parse(
+            "X-Amz-Signature=0&X-Amz-Expires=1&Signature=s&AWSAccessKeyId=a&Expires=1",
+        );
+        assert!(matches!(
+            admit(&mut HeaderMap::new(), &q),
+            Err(GatewayError::InvalidArgument(_))
+        ));
+        let q = Query::parse("retention&X-Amz-Signature=0&X-Amz-Expires=1");
+        assert!(
+            admit(&mut v4(), &q).is_err(),
+            "a header and a presigned query"
+        );
+        let q = Query::parse("Signature=s&AWSAccessKeyId=a&Expires=1");
+        let mut h = headers(&[("authorization", "AWS a:b")]);
+        assert!(admit(&mut h, &q).is_err());
+        assert!(matches!(
+            admit(&mut HeaderMap::new(), &Query::default()),
+            Err(GatewayError::AccessDenied(_))
+        ));
+    }
+
     #[test]
     fn every_amz_header_must_be_signed() {
         let mut h = headers(&[
@@ -350,19 +423,22 @@ mod tests {
     #[test]
     fn one_meaning_per_parameter_and_header() {
         let q = Query::parse("versionId=a&versionId=b");
-        assert!(admit(&mut HeaderMap::new(), &q).is_err());
-        let mut h = headers(&[
+        assert!(matches!(
+            admit(&mut signed(&[]), &q),
+            Err(GatewayError::InvalidArgument(_))
+        ));
+        let mut h = signed(&[
             ("x-amz-object-lock-mode", "GOVERNANCE"),
             ("x-amz-object-lock-mode", "COMPLIANCE"),
         ]);
         assert!(admit(&mut h, &Query::default()).is_err());
-        let mut h = headers(&[("x-amz-meta-a", "1"), ("x-amz-meta-a", "2")]);
+        let mut h = signed(&[("x-amz-meta-a", "1"), ("x-amz-meta-a", "2")]);
         assert!(admit(&mut h, &Query::default()).is_ok());
     }
 
     #[test]
     fn connection_may_not_name_the_requests_own_headers() {
-        let mut h = headers(&[
+        let mut h = signed(&[
             ("connection", "keep-alive, x-amz-object-lock-mode"),
             ("x-amz-object-lock-mode", "COMPLIANCE"),
         ]);
@@ -370,13 +446,19 @@ mod tests {
             admit(&mut h, &Query::default()),
             Err(GatewayError::InvalidRequest(_))
         ));
-        let mut h = headers(&[("connection", "keep-alive, close, x-not-here")]);
+        let mut h = signed(&[("connection", "keep-alive, close, x-not-here")]);
+        assert!(admit(&mut h, &Query::default()).is_ok());
+        let mut h = signed(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ]);
         assert!(admit(&mut h, &Query::default()).is_ok());
     }
 
     #[test]
     fn copy_sources_are_made_canonical() {
-        let mut h = headers(&[("x-amz-copy-source", "b/dir/a%20b?versionId=v%201")]);
+        let mut h = signed(&[("x-amz-copy-source", "b/dir/a%20b?versionId=v%201")]);
         admit(&mut h, &Query::default()).expect("valid");
         assert_eq!(
             h.get("x-amz-copy-source").map(HeaderValue::as_bytes),
@@ -391,7 +473,7 @@ mod tests {
             "b",
             "../b/k",
         ] {
-            let mut h = headers(&[("x-amz-copy-source", bad)]);
+            let mut h = signed(&[("x-amz-copy-source", bad)]);
             assert!(admit(&mut h, &Query::default()).is_err(), "{bad}");
         }
     }

@@ -69,14 +69,10 @@ impl Gateway {
         if resp.status().is_success() && !native {
             // A bucket made through the gateway has a record: the index vouches for what is
             // locked in it. What the index knows of the backend's own retention stays.
-            self.locks.update_bucket(&bucket, |r| {
-                if lock_enabled {
-                    r.lock = policy::lock::BucketLock {
-                        enabled: true,
-                        default_retention: None,
-                    };
-                }
-            })?;
+            // Only ever turns lock on: a CreateBucket of a bucket that exists (which some
+            // stores answer with 200) must not clear its default retention.
+            self.locks
+                .update_bucket(&bucket, |r| r.lock.enabled |= lock_enabled)?;
         }
         self.locks.forget_bucket(&bucket);
         Ok(reply(resp))

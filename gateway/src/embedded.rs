@@ -115,6 +115,21 @@ impl Store {
     }
 }
 
+/// Removes the empty directories below `dir`, deepest first. Each goes with `rmdir`, which
+/// refuses a directory that holds anything: no file is ever removed here.
+fn prune_empty_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = entry.path();
+            prune_empty_dirs(&path);
+            let _ = std::fs::remove_dir(&path);
+        }
+    }
+}
+
 macro_rules! store_operations {
     ($($name:ident: $input:ty => $output:ty;)*) => {
         #[async_trait::async_trait]
@@ -139,7 +154,12 @@ macro_rules! store_operations {
                 if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
                     return Err(s3_error!(InvalidBucketName));
                 }
-                match tokio::fs::remove_dir(self.root.join(bucket)).await {
+                let dir = self.root.join(bucket);
+                // s3s-fs leaves the empty directories of deleted `a/b` keys behind: they hold
+                // no object, and go first, each with a non-recursive rmdir.
+                let pruned = dir.clone();
+                let _ = tokio::task::spawn_blocking(move || prune_empty_dirs(&pruned)).await;
+                match tokio::fs::remove_dir(&dir).await {
                     Ok(()) => Ok(S3Response::new(DeleteBucketOutput::default())),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(s3_error!(NoSuchBucket)),
                     Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(s3_error!(BucketNotEmpty)),

@@ -199,6 +199,9 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // A raw CR (or CRLF) would reach the backend's parser as LF: another key than the
+            // one decided on. Every control character goes as a character reference.
+            c if c.is_control() => out.push_str(&format!("&#x{:X};", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -426,6 +429,16 @@ mod tests {
         let again = parse_delete(render_delete(&keys, quiet).as_bytes()).expect("round trip");
         assert_eq!(again, (keys, true));
         assert!(parse_delete(b"<Delete></Delete>").is_err());
+        // A CR in a key stays a CR at the backend, whatever its parser does to line ends.
+        let (keys, _) =
+            parse_delete(b"<Delete><Object><Key>x&#13;y</Key></Object></Delete>").expect("valid");
+        assert_eq!(keys[0].key, "x\ry");
+        let rendered = render_delete(&keys, false);
+        assert!(rendered.contains("x&#xD;y"), "{rendered}");
+        assert_eq!(
+            parse_delete(rendered.as_bytes()).expect("round trip").0,
+            keys
+        );
     }
 
     #[test]

@@ -408,7 +408,29 @@ fn authorize(
     Ok(())
 }
 
-/// The client's end-to-end headers, minus its signature and hop-by-hop headers.
+/// Whether a client header may reach the backend: S3's own (`x-amz-*`, user metadata
+/// included), content and conditional headers, and a few plain HTTP ones. Anything else (a
+/// store's own extensions such as MinIO's `x-minio-force-delete`, which deletes a whole prefix,
+/// or RGW's and OSS's) would act on the backend without the gateway having decided on it.
+fn forwardable(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("x-amz-")
+        || n.starts_with("content-")
+        || n.starts_with("if-")
+        || matches!(
+            n,
+            "cache-control"
+                | "expires"
+                | "range"
+                | "accept"
+                | "accept-encoding"
+                | "user-agent"
+                | "origin"
+        )
+}
+
+/// The client's end-to-end headers that an S3 backend reads, minus its signature, hop-by-hop
+/// and decision headers.
 pub(crate) fn backend_headers(incoming: &HeaderMap) -> HeaderMap {
     // Headers named in `Connection` are hop-by-hop too.
     let connection_named: Vec<HeaderName> = incoming
@@ -424,6 +446,7 @@ pub(crate) fn backend_headers(incoming: &HeaderMap) -> HeaderMap {
         if DROPPED_REQUEST_HEADERS.contains(&n)
             || DECIDED_REQUEST_HEADERS.contains(&n)
             || connection_named.contains(name)
+            || !forwardable(name)
         {
             continue;
         }
@@ -549,6 +572,7 @@ mod tests {
             HeaderValue::from_static("keep-alive, x-secret"),
         );
         h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-minio-force-delete", HeaderValue::from_static("true"));
         h.insert("x-amz-meta-a", HeaderValue::from_static("b"));
         h.insert("content-length", HeaderValue::from_static("5"));
         let out = backend_headers(&h);

@@ -190,11 +190,19 @@ impl Gateway {
         })
     }
 
-    /// Whether a gateway-profile version's metadata records a legal hold (ON or OFF).
+    /// Whether a legal hold was ever set on the version (its answer is then ON or OFF, as on
+    /// AWS): its metadata says so in the gateway profile; in the bucket-retention profile the
+    /// change lives in the index alone, whose record says where it came from.
     async fn hold_was_set(&self, bucket: &str, key: &str) -> Result<bool, GatewayError> {
-        let inspected = self
-            .inspect(&ObjectRef::new(bucket, key, None), true)
-            .await?;
+        let object = ObjectRef::new(bucket, key, None);
+        if self.locks.profile_of(bucket) == Profile::BucketRetention {
+            return Ok(self
+                .locks
+                .index
+                .get(&object)?
+                .is_some_and(|r| r.source == LockSource::PutObjectLegalHold));
+        }
+        let inspected = self.inspect(&object, true).await?;
         Ok(inspected
             .head
             .is_some_and(|h| h.contains_key(lock_headers::META_LEGAL_HOLD)))

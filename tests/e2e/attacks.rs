@@ -667,6 +667,41 @@ async fn conformance_points() {
 }
 
 #[tokio::test]
+async fn an_emptied_bucket_is_deleted_and_a_full_one_never() {
+    let stack = Stack::start().await;
+    let admin = stack.admin();
+    let b = stack.new_bucket("emptied").await;
+    for key in ["a/b/c", "a/d", "e"] {
+        admin
+            .put_object()
+            .bucket(&b)
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put");
+    }
+    let full = wormgate_tests::locks::outcome(admin.delete_bucket().bucket(&b).send()).await;
+    assert_eq!((full.status, full.code.as_str()), (409, "BucketNotEmpty"));
+    for key in ["a/b/c", "a/d", "e"] {
+        admin
+            .delete_object()
+            .bucket(&b)
+            .key(key)
+            .send()
+            .await
+            .expect("delete");
+    }
+    // The directories the store kept for `a/b/c` hold no object: the bucket goes.
+    admin
+        .delete_bucket()
+        .bucket(&b)
+        .send()
+        .await
+        .expect("an emptied bucket is deleted");
+}
+
+#[tokio::test]
 async fn slow_clients_are_cut_and_others_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stack = Stack::start().await;

@@ -1,0 +1,523 @@
+//! The same attacks on every profile: `gateway` over the embedded store, `native` over
+//! LocalStack, `bucket-retention` over the OSS stand-in. Each row is one attack of a class
+//! (another name for a locked object, an unsigned header, a date read differently, a header
+//! dropped on the way, the batch path's record, a conformance point); each cell is the reply
+//! and whether the backend still holds what was protected, read from the backend itself.
+//! The table is printed (`--nocapture`) and every cell must be safe.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectLockMode;
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use policy::lock::Profile;
+use wormgate_tests::locks::{hold, in_secs, lock_bucket, put_locked};
+use wormgate_tests::oss::OssBackend;
+use wormgate_tests::{
+    ACCESS_KEY, ADMIN_KEY, ADMIN_SECRET, ADMIN_TOKEN, LocalStack, Reply, SECRET_KEY, Stack,
+    empty_raw_body, full, s3_client,
+};
+
+/// The path as S3 signs it: decoded, then every byte but `A-Za-z0-9-._~/` as `%XX`.
+fn canonical_path(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+    let mut out = String::new();
+    for b in decoded {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A request signed for the canonical path and sent with the path as written; `unsigned`
+/// headers are added after signing.
+async fn raw(
+    stack: &Stack,
+    keys: (&str, &str),
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    unsigned: &[(&'static str, &'static str)],
+    body: &str,
+) -> Reply {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+    let with_query = |p: String| match query {
+        Some(q) => format!("{}{p}?{q}", stack.gateway_url()),
+        None => format!("{}{p}", stack.gateway_url()),
+    };
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(with_query(canonical_path(path)));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = if body.is_empty() {
+        empty_raw_body()
+    } else {
+        full(Bytes::from(body.to_owned()))
+    };
+    let mut req = req.body(body).expect("request");
+    wormgate_tests::sign_request(&mut req, keys.0, keys.1);
+    for (k, v) in unsigned {
+        req.headers_mut()
+            .insert(*k, http::HeaderValue::from_static(v));
+    }
+    *req.uri_mut() = with_query(path.to_owned()).parse().expect("uri");
+    wormgate_tests::send(req).await
+}
+
+fn md5_b64(body: &str) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+}
+
+/// Where the truth of a version's retain-until date and bytes is read: the backend itself
+/// (its lock API on `native`, the object's metadata on `gateway`); on `bucket-retention` the
+/// per-object date is the gateway's alone (OSS keeps one period for the bucket), so it is read
+/// through the gateway.
+struct Backend {
+    client: aws_sdk_s3::Client,
+    gateway: aws_sdk_s3::Client,
+    profile: Profile,
+}
+
+impl Backend {
+    async fn until(&self, bucket: &str, key: &str) -> Option<DateTime<Utc>> {
+        if self.profile != Profile::Gateway {
+            let client = if self.profile == Profile::Native {
+                &self.client
+            } else {
+                &self.gateway
+            };
+            let r = client
+                .get_object_retention()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .ok()?;
+            let d = r.retention()?.retain_until_date()?;
+            return DateTime::from_timestamp_millis(d.to_millis().ok()?);
+        }
+        let head = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let text = head.metadata()?.get("wormgate-retain-until")?;
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    }
+
+    async fn bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+}
+
+/// One cell: the reply, and whether what was protected is intact on the backend.
+struct Cell {
+    reply: String,
+    safe: bool,
+}
+
+fn cell(reply: &Reply, safe: bool, note: &str) -> Cell {
+    let code = if reply.code().is_empty() {
+        String::new()
+    } else {
+        format!(" {}", reply.code())
+    };
+    Cell {
+        reply: format!("{}{code}{note}", reply.status),
+        safe,
+    }
+}
+
+/// A date `before` the instant, written in a `+14:00` offset: its text reads later than the
+/// instant's UTC text.
+fn plus14(instant: DateTime<Utc>) -> String {
+    let offset = FixedOffset::east_opt(14 * 3600).expect("offset");
+    instant
+        .with_timezone(&offset)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+async fn attack_rows(
+    stack: &Stack,
+    backend: &Backend,
+    b: &str,
+    plain: Option<&str>,
+) -> Vec<(&'static str, Cell)> {
+    let agent = stack.gateway();
+    let admin = stack.admin();
+    let agent_keys = (ACCESS_KEY, SECRET_KEY);
+    let admin_keys = (ADMIN_KEY, ADMIN_SECRET);
+    put_locked(&agent, b, "K", ObjectLockMode::Compliance, in_secs(86_400)).await;
+    put_locked(&agent, b, "G", ObjectLockMode::Governance, in_secs(86_400)).await;
+    let k_until = backend
+        .until(b, "K")
+        .await
+        .expect("K's lock on the backend");
+    let g_until = backend
+        .until(b, "G")
+        .await
+        .expect("G's lock on the backend");
+    let k_whole = |bytes: Option<Vec<u8>>, until: Option<DateTime<Utc>>| {
+        bytes.as_deref() == Some(b"locked backup".as_slice()) && until >= Some(k_until)
+    };
+    let mut rows = Vec::new();
+
+    let r = raw(
+        stack,
+        admin_keys,
+        "DELETE",
+        &format!("/{b}/./K"),
+        &[],
+        &[],
+        "",
+    )
+    .await;
+    let safe = k_whole(backend.bytes(b, "K").await, backend.until(b, "K").await);
+    rows.push(("1 identity: DELETE /b/./K (admin)", cell(&r, safe, "")));
+
+    let h = md5_b64("ransom");
+    let r = raw(
+        stack,
+        agent_keys,
+        "PUT",
+        &format!("/{b}/y/../K"),
+        &[("content-md5", &h)],
+        &[],
+        "ransom",
+    )
+    .await;
+    let safe = k_whole(backend.bytes(b, "K").await, backend.until(b, "K").await);
+    rows.push(("1 identity: PUT /b/y/../K", cell(&r, safe, "")));
+
+    let del = "<Delete><Object><Key>./K</Key></Object></Delete>";
+    let r = raw(
+        stack,
+        admin_keys,
+        "POST",
+        &format!("/{b}?delete"),
+        &[("content-md5", &md5_b64(del))],
+        &[],
+        del,
+    )
+    .await;
+    let per_key = if r.body.contains("<Error>") {
+        " (key refused)"
+    } else {
+        " (key deleted)"
+    };
+    let safe = k_whole(backend.bytes(b, "K").await, backend.until(b, "K").await);
+    rows.push((
+        "1 identity: DeleteObjects key ./K (admin)",
+        cell(&r, safe, per_key),
+    ));
+
+    // The admin asks to extend G; whoever holds the request adds the bypass and a shorter date
+    // would need a new signature, so the attack here is the header alone on a clearing body.
+    let clear = "<Retention></Retention>";
+    let r = raw(
+        stack,
+        admin_keys,
+        "PUT",
+        &format!("/{b}/G?retention"),
+        &[("content-md5", &md5_b64(clear))],
+        &[("x-amz-bypass-governance-retention", "true")],
+        clear,
+    )
+    .await;
+    let safe = backend.until(b, "G").await >= Some(g_until);
+    rows.push((
+        "2 signature: unsigned bypass header added to an admin's retention clear",
+        cell(&r, safe, ""),
+    ));
+
+    let shorter = plus14(k_until - TimeDelta::hours(1));
+    let body = format!(
+        "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>{shorter}</RetainUntilDate></Retention>"
+    );
+    let r = raw(
+        stack,
+        agent_keys,
+        "PUT",
+        &format!("/{b}/K?retention"),
+        &[("content-md5", &md5_b64(&body))],
+        &[],
+        &body,
+    )
+    .await;
+    let safe = backend.until(b, "K").await >= Some(k_until);
+    rows.push((
+        "3 dates: COMPLIANCE shortened by 1 h, written with +14:00",
+        cell(&r, safe, ""),
+    ));
+
+    let shorter = plus14(g_until - TimeDelta::hours(1));
+    let body = format!(
+        "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{shorter}</RetainUntilDate></Retention>"
+    );
+    let r = raw(
+        stack,
+        agent_keys,
+        "PUT",
+        &format!("/{b}/G?retention"),
+        &[
+            ("content-md5", &md5_b64(&body)),
+            ("x-amz-bypass-governance-retention", "true"),
+        ],
+        &[],
+        &body,
+    )
+    .await;
+    let safe = backend.until(b, "G").await >= Some(g_until);
+    rows.push((
+        "3 dates: a writer (no bypass right) shortens GOVERNANCE, +14:00 and the bypass header",
+        cell(&r, safe, ""),
+    ));
+
+    let asked = (Utc::now() + TimeDelta::days(2))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let want = DateTime::parse_from_rfc3339(&format!("{asked}-12:00"))
+        .expect("date")
+        .with_timezone(&Utc);
+    let text = format!("{asked}-12:00");
+    let r = raw(
+        stack,
+        agent_keys,
+        "PUT",
+        &format!("/{b}/offset"),
+        &[
+            ("x-amz-object-lock-mode", "GOVERNANCE"),
+            ("x-amz-object-lock-retain-until-date", &text),
+            ("content-md5", &md5_b64("data")),
+        ],
+        &[],
+        "data",
+    )
+    .await;
+    let stored = backend.until(b, "offset").await;
+    let safe = stored.is_some_and(|s| (s - want).num_seconds().abs() < 1);
+    let note = match stored {
+        Some(s) if s < want => format!(" (stored {}h short)", (want - s).num_hours()),
+        Some(_) => " (stored as asked)".to_owned(),
+        None => " (no lock stored)".to_owned(),
+    };
+    rows.push((
+        "3 dates: lock date -12:00 stored as its instant",
+        cell(&r, safe, &note),
+    ));
+
+    let until = (Utc::now() + TimeDelta::days(2))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let r = raw(
+        stack,
+        agent_keys,
+        "PUT",
+        &format!("/{b}/hop"),
+        &[
+            (
+                "connection",
+                "keep-alive, x-amz-object-lock-mode, x-amz-object-lock-retain-until-date",
+            ),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-retain-until-date", &until),
+            ("content-md5", &md5_b64("data")),
+        ],
+        &[],
+        "data",
+    )
+    .await;
+    // Safe: refused, or stored with the lock that was acknowledged.
+    let locked_on_backend = backend.until(b, "hop").await.is_some();
+    let safe = r.status >= 400 || locked_on_backend;
+    let note = if r.status < 300 && !locked_on_backend {
+        " (acknowledged, backend has no lock)"
+    } else {
+        ""
+    };
+    rows.push((
+        "4 forwarded: lock headers named in Connection",
+        cell(&r, safe, note),
+    ));
+
+    let del = "<Delete><Object><Key>K</Key></Object></Delete>";
+    let r = raw(
+        stack,
+        agent_keys,
+        "POST",
+        &format!("/{b}?delete"),
+        &[("content-md5", &md5_b64(del))],
+        &[],
+        del,
+    )
+    .await;
+    let events = stack.admin_get("/audit/events", Some(ADMIN_TOKEN)).await;
+    // Recorded per key, whatever the answer (on `native` a delete without a version id
+    // makes a delete marker: allowed).
+    let recorded = events
+        .body
+        .lines()
+        .any(|l| l.contains("\"op\":\"DeleteObjects\"") && l.contains("\"key\":\"K\""));
+    let note = if recorded {
+        " (recorded per key)"
+    } else {
+        " (not in /audit/events)"
+    };
+    rows.push((
+        "7 audit: DeleteObjects of a locked key",
+        cell(&r, recorded, note),
+    ));
+
+    agent
+        .put_object()
+        .bucket(b)
+        .key("h")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put h");
+    for on in [true, false] {
+        admin
+            .put_object_legal_hold()
+            .bucket(b)
+            .key("h")
+            .legal_hold(hold(on))
+            .send()
+            .await
+            .expect("legal hold");
+    }
+    let r = raw(
+        stack,
+        admin_keys,
+        "GET",
+        &format!("/{b}/h?legal-hold"),
+        &[],
+        &[],
+        "",
+    )
+    .await;
+    let off = r.body.contains("<Status>OFF</Status>");
+    rows.push((
+        "8 conformance: GetObjectLegalHold after ON then OFF",
+        cell(&r, off, ""),
+    ));
+
+    if let Some(plain) = plain {
+        let del = "<Delete><Object><Key>x</Key></Object></Delete>";
+        let r = raw(
+            stack,
+            admin_keys,
+            "POST",
+            &format!("/{plain}?delete"),
+            &[
+                ("content-md5", &md5_b64(del)),
+                ("x-amz-bypass-governance-retention", "true"),
+            ],
+            &[],
+            del,
+        )
+        .await;
+        rows.push((
+            "8 conformance: DeleteObjects with bypass on a bucket without lock",
+            cell(&r, r.status == 400, ""),
+        ));
+    }
+    rows
+}
+
+fn print_table(profile: &str, rows: &[(&'static str, Cell)]) {
+    eprintln!("| {profile} | reply | protected data intact |");
+    eprintln!("|---|---|---|");
+    for (name, c) in rows {
+        eprintln!(
+            "| {name} | {} | {} |",
+            c.reply,
+            if c.safe { "yes" } else { "NO" }
+        );
+    }
+}
+
+fn assert_safe(profile: &str, rows: &[(&'static str, Cell)]) {
+    print_table(profile, rows);
+    for (name, c) in rows {
+        assert!(c.safe, "{profile}: {name}: {}", c.reply);
+    }
+}
+
+#[tokio::test]
+async fn gateway_profile_over_the_embedded_store() {
+    let stack = Stack::start().await;
+    let b = lock_bucket(&stack.gateway(), "table").await;
+    let plain = stack.new_bucket("table-plain").await;
+    let backend = Backend {
+        client: stack.direct(),
+        gateway: stack.gateway(),
+        profile: Profile::Gateway,
+    };
+    let rows = attack_rows(&stack, &backend, &b, Some(&plain)).await;
+    assert_safe("gateway over the embedded store", &rows);
+}
+
+#[tokio::test]
+async fn native_profile_over_localstack() {
+    Box::pin(async {
+        let localstack = LocalStack::start().await;
+        let stack = Stack::start_remote(localstack.backend(), Profile::Native).await;
+        let admin = stack.admin();
+        let b = lock_bucket(&admin, "table").await;
+        let plain = stack.new_bucket("table-plain").await;
+        let url = format!("http://127.0.0.1:{}", localstack.port);
+        let backend = Backend {
+            client: s3_client(&url, "direct", "direct-secret"),
+            gateway: stack.gateway(),
+            profile: Profile::Native,
+        };
+        let rows = attack_rows(&stack, &backend, &b, Some(&plain)).await;
+        assert_safe("native over LocalStack", &rows);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bucket_retention_profile_over_the_oss_stand_in() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let oss = OssBackend::start(dir.path()).await;
+        let b = oss.bucket_with_worm("table", 1).await;
+        let stack = Stack::start_oss(&oss, &[&b], None).await;
+        let backend = Backend {
+            client: s3_client(
+                &oss.endpoint(),
+                &oss.store.access_key,
+                oss.store.secret_key.expose(),
+            ),
+            gateway: stack.gateway(),
+            profile: Profile::BucketRetention,
+        };
+        let rows = attack_rows(&stack, &backend, &b, None).await;
+        assert_safe("bucket-retention over the OSS stand-in", &rows);
+    })
+    .await;
+}
