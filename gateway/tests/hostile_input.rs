@@ -5,9 +5,9 @@
 
 use http::{HeaderMap, Method};
 use proptest::prelude::*;
-use wormgate::lock_xml;
 use wormgate::op::S3Op;
 use wormgate::target::{Query, Target};
+use wormgate::{lock_headers, lock_xml};
 
 /// Valid bodies, one per parser in the order of `parse_all`, to mutate from.
 const SEEDS: &[&str] = &[
@@ -111,6 +111,66 @@ proptest! {
         if let Some(q) = query.to_backend_string() {
             prop_assert!(clean(&q), "query {raw_query:?} became {q:?}");
         }
+    }
+}
+
+/// An instant written in an offset, in one of the spellings ISO 8601 / RFC 3339 allow.
+fn spelled(
+    nanos: i64,
+    offset_minutes: i32,
+    spelling: u8,
+) -> (chrono::DateTime<chrono::Utc>, String) {
+    // The instant the text names: what a spelling cannot carry is not part of it.
+    let nanos = match spelling {
+        1 => nanos - nanos.rem_euclid(1_000_000),
+        2 => nanos - nanos.rem_euclid(1_000),
+        _ => nanos,
+    };
+    let instant = chrono::DateTime::from_timestamp_nanos(nanos);
+    let offset = chrono::FixedOffset::east_opt(offset_minutes * 60).expect("offset");
+    let local = instant.with_timezone(&offset);
+    let text = match spelling {
+        0 => local.to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
+        1 => local.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        2 => local.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        _ => local.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    };
+    (instant, text)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever offset and spelling the client uses, a lock date in a header and in a
+    /// Retention body is read as the instant it names, at millisecond precision, never earlier:
+    /// the date forwarded and recorded is never shorter than the one asked for.
+    #[test]
+    fn lock_dates_are_the_instants_they_name(
+        // 2000-01-01 to 2200-01-01, to the nanosecond.
+        nanos in 946_684_800_000_000_000i64..7_258_118_400_000_000_000i64,
+        offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59),
+        spelling in 0u8..4,
+    ) {
+        let (instant, text) = spelled(nanos, offset_minutes, spelling);
+        let header = lock_headers::parse_date(&text);
+        let body = format!(
+            "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>{text}</RetainUntilDate></Retention>"
+        );
+        let xml = lock_xml::parse_retention(body.as_bytes())
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e:?}")))?
+            .map(|r| r.until);
+        prop_assert_eq!(header, xml, "{} read two ways", text);
+        let read = header.ok_or_else(|| TestCaseError::fail(format!("{text} unreadable")))?;
+        prop_assert!(read >= instant, "{text} read as {read}, before {instant}");
+        prop_assert!(
+            read - instant < chrono::TimeDelta::milliseconds(1),
+            "{text} read as {read}, a millisecond or more after {instant}"
+        );
+        prop_assert_eq!(read.timestamp_subsec_nanos() % 1_000_000, 0);
+        // What is forwarded reads back as the same instant.
+        let forwarded = lock_headers::format_date(read);
+        prop_assert!(forwarded.ends_with('Z'));
+        prop_assert_eq!(lock_headers::parse_date(&forwarded), Some(read));
     }
 }
 

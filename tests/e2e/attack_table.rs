@@ -169,8 +169,13 @@ async fn attack_rows(
     let admin = stack.admin();
     let agent_keys = (ACCESS_KEY, SECRET_KEY);
     let admin_keys = (ADMIN_KEY, ADMIN_SECRET);
-    put_locked(&agent, b, "K", ObjectLockMode::Compliance, in_secs(86_400)).await;
-    put_locked(&agent, b, "G", ObjectLockMode::Governance, in_secs(86_400)).await;
+    // Each attack has a version of its own, so that one row's damage does not decide the next.
+    for key in ["K", "K1", "K2", "K3"] {
+        put_locked(&agent, b, key, ObjectLockMode::Compliance, in_secs(86_400)).await;
+    }
+    for key in ["G", "G1"] {
+        put_locked(&agent, b, key, ObjectLockMode::Governance, in_secs(86_400)).await;
+    }
     let k_until = backend
         .until(b, "K")
         .await
@@ -188,13 +193,13 @@ async fn attack_rows(
         stack,
         admin_keys,
         "DELETE",
-        &format!("/{b}/./K"),
+        &format!("/{b}/./K1"),
         &[],
         &[],
         "",
     )
     .await;
-    let safe = k_whole(backend.bytes(b, "K").await, backend.until(b, "K").await);
+    let safe = k_whole(backend.bytes(b, "K1").await, backend.until(b, "K1").await);
     rows.push(("1 identity: DELETE /b/./K (admin)", cell(&r, safe, "")));
 
     let h = md5_b64("ransom");
@@ -202,16 +207,16 @@ async fn attack_rows(
         stack,
         agent_keys,
         "PUT",
-        &format!("/{b}/y/../K"),
+        &format!("/{b}/y/../K2"),
         &[("content-md5", &h)],
         &[],
         "ransom",
     )
     .await;
-    let safe = k_whole(backend.bytes(b, "K").await, backend.until(b, "K").await);
+    let safe = k_whole(backend.bytes(b, "K2").await, backend.until(b, "K2").await);
     rows.push(("1 identity: PUT /b/y/../K", cell(&r, safe, "")));
 
-    let del = "<Delete><Object><Key>./K</Key></Object></Delete>";
+    let del = "<Delete><Object><Key>./K3</Key></Object></Delete>";
     let r = raw(
         stack,
         admin_keys,
@@ -227,7 +232,7 @@ async fn attack_rows(
     } else {
         " (key deleted)"
     };
-    let safe = k_whole(backend.bytes(b, "K").await, backend.until(b, "K").await);
+    let safe = k_whole(backend.bytes(b, "K3").await, backend.until(b, "K3").await);
     rows.push((
         "1 identity: DeleteObjects key ./K (admin)",
         cell(&r, safe, per_key),
@@ -240,13 +245,13 @@ async fn attack_rows(
         stack,
         admin_keys,
         "PUT",
-        &format!("/{b}/G?retention"),
+        &format!("/{b}/G1?retention"),
         &[("content-md5", &md5_b64(clear))],
         &[("x-amz-bypass-governance-retention", "true")],
         clear,
     )
     .await;
-    let safe = backend.until(b, "G").await >= Some(g_until);
+    let safe = backend.until(b, "G1").await >= Some(g_until);
     rows.push((
         "2 signature: unsigned bypass header added to an admin's retention clear",
         cell(&r, safe, ""),
@@ -325,6 +330,36 @@ async fn attack_rows(
     };
     rows.push((
         "3 dates: lock date -12:00 stored as its instant",
+        cell(&r, safe, &note),
+    ));
+
+    let want = (k_until + TimeDelta::days(2)).with_timezone(&Utc);
+    let minus12 = want
+        .with_timezone(&FixedOffset::west_opt(12 * 3600).expect("offset"))
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string();
+    let body = format!(
+        "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>{minus12}</RetainUntilDate></Retention>"
+    );
+    let r = raw(
+        stack,
+        agent_keys,
+        "PUT",
+        &format!("/{b}/K?retention"),
+        &[("content-md5", &md5_b64(&body))],
+        &[],
+        &body,
+    )
+    .await;
+    let stored = backend.until(b, "K").await;
+    let safe = stored.is_some_and(|s| s >= want);
+    let note = match stored {
+        Some(s) if s < want => format!(" (stored {}h short)", (want - s).num_hours()),
+        Some(_) => " (stored as asked)".to_owned(),
+        None => " (no lock)".to_owned(),
+    };
+    rows.push((
+        "3 dates: retention extended, date written with -12:00",
         cell(&r, safe, &note),
     ));
 
