@@ -7,32 +7,15 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectLockMode;
-use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use policy::lock::Profile;
 use wormgate_tests::locks::{hold, in_secs, lock_bucket, put_locked};
 use wormgate_tests::oss::OssBackend;
 use wormgate_tests::{
     ACCESS_KEY, ADMIN_KEY, ADMIN_SECRET, ADMIN_TOKEN, LocalStack, Reply, SECRET_KEY, Stack,
-    empty_raw_body, full, s3_client,
+    s3_client,
 };
 
-/// The path as S3 signs it: decoded, then every byte but `A-Za-z0-9-._~/` as `%XX`.
-fn canonical_path(path: &str) -> String {
-    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
-    let mut out = String::new();
-    for b in decoded {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A request signed for the canonical path and sent with the path as written; `unsigned`
-/// headers are added after signing.
 async fn raw(
     stack: &Stack,
     keys: (&str, &str),
@@ -42,38 +25,12 @@ async fn raw(
     unsigned: &[(&'static str, &'static str)],
     body: &str,
 ) -> Reply {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
-    let with_query = |p: String| match query {
-        Some(q) => format!("{}{p}?{q}", stack.gateway_url()),
-        None => format!("{}{p}", stack.gateway_url()),
-    };
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(with_query(canonical_path(path)));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let body = if body.is_empty() {
-        empty_raw_body()
-    } else {
-        full(Bytes::from(body.to_owned()))
-    };
-    let mut req = req.body(body).expect("request");
-    wormgate_tests::sign_request(&mut req, keys.0, keys.1);
-    for (k, v) in unsigned {
-        req.headers_mut()
-            .insert(*k, http::HeaderValue::from_static(v));
-    }
-    *req.uri_mut() = with_query(path.to_owned()).parse().expect("uri");
-    wormgate_tests::send(req).await
+    let url = stack.gateway_url();
+    wormgate_tests::hand_signed(&url, keys, method, path_and_query, headers, unsigned, body).await
 }
 
 fn md5_b64(body: &str) -> String {
-    use base64::Engine as _;
-    use md5::Digest as _;
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+    wormgate_tests::content_md5(body)
 }
 
 /// Where the truth of a version's retain-until date and bytes is read: the backend itself

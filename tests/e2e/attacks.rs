@@ -49,22 +49,6 @@ async fn stored(stack: &Stack, bucket: &str, key: &str) -> Option<Stored> {
     Some(Stored { bytes, lock })
 }
 
-/// The path as S3 signs it: decoded, then every byte but `A-Za-z0-9-._~/` as `%XX`.
-fn canonical_path(path: &str) -> String {
-    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
-    let mut out = String::new();
-    for b in decoded {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A request signed by `keys` for the path as S3 canonicalises it, and sent with the path as
-/// written: how a hand-made client sends `%2E` or `//` that an SDK would never send.
 async fn raw_as(
     stack: &Stack,
     keys: (&str, &str),
@@ -73,28 +57,8 @@ async fn raw_as(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
-    let with_query = |p: String| match query {
-        Some(q) => format!("{}{p}?{q}", stack.gateway_url()),
-        None => format!("{}{p}", stack.gateway_url()),
-    };
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(with_query(canonical_path(path)));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let body = if body.is_empty() {
-        empty_raw_body()
-    } else {
-        full(Bytes::from(body.to_owned()))
-    };
-    let mut req = req.body(body).expect("request");
-    wormgate_tests::sign_request(&mut req, keys.0, keys.1);
-    *req.uri_mut() = with_query(path.to_owned()).parse().expect("uri");
-    wormgate_tests::send(req).await
+    let url = stack.gateway_url();
+    wormgate_tests::hand_signed(&url, keys, method, path_and_query, headers, &[], body).await
 }
 
 async fn raw(
@@ -244,9 +208,7 @@ async fn another_name_for_a_locked_object_is_refused() {
 }
 
 fn md5_b64(body: &str) -> String {
-    use base64::Engine as _;
-    use md5::Digest as _;
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+    wormgate_tests::content_md5(body)
 }
 
 #[tokio::test]

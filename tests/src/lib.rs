@@ -606,6 +606,72 @@ pub async fn send_on(
     Reply::read(sender.send_request(req).await.expect("response")).await
 }
 
+/// The path as S3 signs it: percent-decoded, then every byte but `A-Za-z0-9-._~/` as `%XX`.
+#[must_use]
+pub fn canonical_path(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+    let mut out = String::new();
+    for b in decoded {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A request to `base_url`, signed by `keys` for the path as S3 canonicalises it and sent with
+/// the path as written (how a hand-made client sends `%2E` or `//`, which an SDK never sends);
+/// `unsigned` headers are added after signing, as whoever holds a request could.
+///
+/// # Panics
+/// When the request cannot be built or sent at all.
+pub async fn hand_signed(
+    base_url: &str,
+    keys: (&str, &str),
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    unsigned: &[(&'static str, &'static str)],
+    body: &str,
+) -> Reply {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+    let with_query = |p: String| match query {
+        Some(q) => format!("{base_url}{p}?{q}"),
+        None => format!("{base_url}{p}"),
+    };
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(with_query(canonical_path(path)));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = if body.is_empty() {
+        empty_raw_body()
+    } else {
+        full(Bytes::from(body.to_owned()))
+    };
+    let mut req = req.body(body).expect("request");
+    sign_request(&mut req, keys.0, keys.1);
+    for (k, v) in unsigned {
+        req.headers_mut()
+            .insert(*k, http::HeaderValue::from_static(v));
+    }
+    *req.uri_mut() = with_query(path.to_owned()).parse().expect("uri");
+    send(req).await
+}
+
+/// The Content-MD5 of a body.
+#[must_use]
+pub fn content_md5(body: &str) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+}
+
 /// Sends a request as it is.
 ///
 /// # Panics
