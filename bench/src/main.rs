@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
             secret_key,
         } => runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            let _store = wormgate::embedded::Embedded::start_with_keys(
+            let _store = wormgate::server::embedded::Embedded::start_with_keys(
                 &root,
                 listener,
                 access_key,

@@ -35,7 +35,7 @@ pub enum GatewayError {
     InvalidUri(String),
     /// A bucket or key the gateway will not act on (see `target::check_key`).
     #[error("{0}")]
-    Target(#[from] crate::target::TargetError),
+    Target(#[from] crate::front::target::TargetError),
     #[error("{0}")]
     BucketNotEmpty(String),
     /// A presigned URL's parameters that AWS refuses too (validity over a week).
@@ -165,7 +165,7 @@ impl GatewayError {
     #[must_use]
     pub fn refusal_label(&self) -> String {
         match self {
-            Self::Denied(r) => crate::telemetry::reason_label(r),
+            Self::Denied(r) => crate::ops::telemetry::reason_label(r),
             Self::BackendRetention => "backend-retention".into(),
             Self::ClockUntrusted(_) => "clock-untrusted".into(),
             Self::UnknownOperation(_) => "unknown-operation".into(),
@@ -201,7 +201,7 @@ impl GatewayError {
             Self::InvalidRequest(m) => (S3ErrorCode::InvalidRequest, m.clone()),
             Self::InvalidUri(m) => (S3ErrorCode::InvalidURI, m.clone()),
             Self::Target(e) => {
-                use crate::target::TargetError as T;
+                use crate::front::target::TargetError as T;
                 let code = match e {
                     T::NotUtf8 | T::NotAbsolute | T::EmptyBucket => S3ErrorCode::InvalidURI,
                     T::BadBucketName => S3ErrorCode::InvalidBucketName,

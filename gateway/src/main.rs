@@ -134,7 +134,7 @@ fn main() -> anyhow::Result<()> {
             gaps,
             summary,
         } => {
-            let filter = wormgate::audit::Filter {
+            let filter = wormgate::ops::audit::Filter {
                 bucket,
                 prefix,
                 expiring_before,
@@ -148,11 +148,11 @@ fn main() -> anyhow::Result<()> {
 fn audit(
     config: Option<&PathBuf>,
     format: AuditFormat,
-    filter: &wormgate::audit::Filter,
+    filter: &wormgate::ops::audit::Filter,
     summary: bool,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
-    use wormgate::audit::{Context, Row};
+    use wormgate::ops::audit::{Context, Row};
 
     let settings = settings_from(config)?;
     let locks = &settings.locks;
@@ -174,7 +174,7 @@ fn audit(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if summary {
         let configured: Vec<String> = settings.locks.bucket_profiles.keys().cloned().collect();
-        let buckets = wormgate::audit::summary(index.as_ref(), &cx, &configured)?;
+        let buckets = wormgate::ops::audit::summary(index.as_ref(), &cx, &configured)?;
         match format {
             AuditFormat::Jsonl | AuditFormat::Csv => {
                 for b in &buckets {
@@ -226,8 +226,13 @@ fn audit(
     }
     let mut cursor = None;
     loop {
-        let (rows, next) =
-            wormgate::audit::page(index.as_ref(), filter, &cx, cursor, wormgate::audit::PAGE)?;
+        let (rows, next) = wormgate::ops::audit::page(
+            index.as_ref(),
+            filter,
+            &cx,
+            cursor,
+            wormgate::ops::audit::PAGE,
+        )?;
         for r in &rows {
             match format {
                 AuditFormat::Jsonl => out.write_all(r.json_line().as_bytes())?,
@@ -350,7 +355,7 @@ async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
-    use wormgate::verify::FindingKind;
+    use wormgate::ops::verify::FindingKind;
     let settings = settings_from(config.as_ref())?;
     let server = Server::new(&settings).await.context("cannot start")?;
     let report = server
@@ -464,7 +469,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let token = match &settings.admin.token {
         Some(t) => t.clone(),
         None => {
-            let (token, _) = wormgate::credentials::admin_token(&settings.data_dir)
+            let (token, _) = wormgate::config::credentials::admin_token(&settings.data_dir)
                 .context("cannot keep the admin token")?;
             println!(
                 "admin token (kept in {}): {}",
@@ -508,7 +513,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// SIGHUP reads the listener's certificate and key again (after a renewal); connections
 /// already open keep theirs. Without TLS there is nothing to reload, and a SIGHUP still does not
 /// stop the gateway.
-fn reload_on_hangup(certificate: Option<std::sync::Arc<wormgate::tls::ReloadableCert>>) {
+fn reload_on_hangup(certificate: Option<std::sync::Arc<wormgate::server::tls::ReloadableCert>>) {
     #[cfg(unix)]
     {
         let mut hangups = match tokio::signal::unix::signal(

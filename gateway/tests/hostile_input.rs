@@ -5,9 +5,9 @@
 
 use http::{HeaderMap, Method};
 use proptest::prelude::*;
-use wormgate::op::S3Op;
-use wormgate::target::{Query, Target};
-use wormgate::{lock_headers, lock_xml};
+use wormgate::front::op::S3Op;
+use wormgate::front::target::{Query, Target};
+use wormgate::s3::{lock_headers, lock_xml};
 
 /// Valid bodies, one per parser in the order of `parse_all`, to mutate from.
 const SEEDS: &[&str] = &[

@@ -30,8 +30,8 @@ pub mod locks;
 pub mod oss;
 pub mod process;
 
-use wormgate::embedded::Embedded;
 use wormgate::server::Server;
+use wormgate::server::embedded::Embedded;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY: &str = "AGENTKEY";
@@ -58,7 +58,7 @@ impl ShiftedClock {
     }
 }
 
-impl wormgate::clock::Clock for ShiftedClock {
+impl wormgate::enforce::clock::Clock for ShiftedClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now()
             + chrono::TimeDelta::seconds(self.0.load(std::sync::atomic::Ordering::SeqCst))
@@ -125,7 +125,7 @@ pub fn test_settings(
             index_records_in_memory: false,
             max_retention_days: policy::lock::Period::MAX_DAYS,
             auto_extend_up_to_days: None,
-            clock_tolerance_secs: wormgate::clock::DEFAULT_TOLERANCE_SECS,
+            clock_tolerance_secs: wormgate::enforce::clock::DEFAULT_TOLERANCE_SECS,
         },
         oss: None,
         admin: AdminSettings {
@@ -150,7 +150,7 @@ struct Running {
 }
 
 async fn start_gateway(settings: &Settings, clock: &std::sync::Arc<ShiftedClock>) -> Running {
-    let clock: std::sync::Arc<dyn wormgate::clock::Clock> = clock.clone();
+    let clock: std::sync::Arc<dyn wormgate::enforce::clock::Clock> = clock.clone();
     let server = Server::build(
         settings,
         wormgate::server::Overrides {

@@ -41,7 +41,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use wormgate::embedded::Embedded;
+use wormgate::server::embedded::Embedded;
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -250,7 +250,7 @@ impl OssBackend {
         .send()
         .await
         .expect("create bucket on the store");
-        let worm = wormgate::oss::worm::WormClient::new(
+        let worm = wormgate::backend::oss::worm::WormClient::new(
             &crate::oss_settings(self),
             std::time::Duration::from_secs(5),
         )

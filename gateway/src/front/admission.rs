@@ -24,8 +24,8 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::error::GatewayError;
-use crate::op::S3Op;
-use crate::target::{self, Query, Target};
+use crate::front::op::S3Op;
+use crate::front::target::{self, Query, Target};
 
 /// The longest validity of a presigned URL, in seconds (seven days, as on AWS).
 pub const MAX_PRESIGNED_SECS: u64 = 7 * 24 * 3600;

@@ -36,7 +36,7 @@ impl Embedded {
     /// # Errors
     /// The directory cannot be created or used.
     pub fn start_on(root: &Path, listener: TcpListener) -> std::io::Result<Self> {
-        let (access_key, secret_key) = crate::credentials::generate()?;
+        let (access_key, secret_key) = crate::config::credentials::generate()?;
         Self::start_with_keys(root, listener, access_key, secret_key)
     }
 

@@ -32,12 +32,12 @@ use policy::lock::{BackendRetention, Profile};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::audit::{self, Context, Cursor, Filter, Row};
 use crate::config::Secret;
 use crate::enforce::{Permit, empty_body};
-use crate::op::S3Op;
-use crate::proxy::Gateway;
-use crate::target::{Query, Target};
+use crate::front::Gateway;
+use crate::front::op::S3Op;
+use crate::front::target::{Query, Target};
+use crate::ops::audit::{self, Context, Cursor, Filter, Row};
 
 /// The most rows one page may ask for.
 pub const MAX_LIMIT: usize = 10_000;

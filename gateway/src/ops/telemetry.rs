@@ -3,7 +3,7 @@
 //!
 //! The decision log keeps the latest 10,000 denials and, apart, the latest 10,000 allowed
 //! mutating decisions, so a burst of ordinary writes never pushes a denial out. It lives in
-//! memory; the `wormgate::audit` log target carries every denial for good.
+//! memory; the `wormgate::ops::audit` log target carries every denial for good.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

@@ -20,7 +20,7 @@ use policy::lock::BackendRetention;
 use super::sign::{self, Signable, SigningScope, UNSIGNED_PAYLOAD};
 use crate::backend::{BackendSetupError, HttpClient, ProxyBody, error_chain, http_client};
 use crate::config::{OssSettings, Secret};
-use crate::lock_xml;
+use crate::s3::lock_xml;
 
 /// The longest period OSS accepts, in days.
 pub const MAX_PERIOD_DAYS: u32 = 25_550;
@@ -246,7 +246,7 @@ impl WormClient {
         let query_string = query
             .iter()
             .map(|(k, v)| match v {
-                Some(v) => format!("{k}={}", crate::target::encode_query_value(v)),
+                Some(v) => format!("{k}={}", crate::front::target::encode_query_value(v)),
                 None => (*k).to_owned(),
             })
             .collect::<Vec<_>>()

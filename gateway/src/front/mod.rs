@@ -6,6 +6,10 @@
 //! that is not recognised and is not a read reaching the backend, or any request reaching it
 //! without a `Permit`.
 
+pub mod admission;
+pub mod op;
+pub mod target;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,19 +19,18 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::http::Extensions;
-use policy::lock::Profile;
 use policy::permissions::Permission;
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3Request, S3Response, S3Result};
 
+use crate::backend::trailer;
 use crate::backend::{Backend, Payload, ProxyBody};
 use crate::config::User;
 use crate::enforce::{Locks, Permit};
 use crate::error::GatewayError;
-use crate::lock_headers;
-use crate::op::S3Op;
-use crate::target::{Query, Target};
-use crate::trailer;
+use crate::front::op::S3Op;
+use crate::front::target::{Query, Target};
+use crate::s3::lock_headers;
 
 /// The id of one request, put in the request's extensions by the server and echoed in
 /// `x-amz-request-id` and in every error body.
@@ -40,7 +43,7 @@ pub struct Gateway {
     users: HashMap<String, User>,
     base_domain: Option<String>,
     pub(crate) locks: Locks,
-    pub(crate) telemetry: crate::telemetry::Telemetry,
+    pub(crate) telemetry: crate::ops::telemetry::Telemetry,
 }
 
 /// Request headers that belong to the client's hop or to its signature, never to the backend.
@@ -183,7 +186,7 @@ impl Gateway {
                 .collect(),
             base_domain,
             locks,
-            telemetry: crate::telemetry::Telemetry::new(),
+            telemetry: crate::ops::telemetry::Telemetry::new(),
         }
     }
 
@@ -201,13 +204,13 @@ impl Gateway {
             .ok_or_else(|| GatewayError::AccessDenied("Access Denied".into()))?;
         let mut req = req;
         let mut query = Query::parse(req.uri.query().unwrap_or_default());
-        let signature = crate::admission::admit(&mut req.headers, &query)?;
+        let signature = crate::front::admission::admit(&mut req.headers, &query)?;
         query.remove_signature();
         let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let target = Target::resolve(req.uri.path(), host, self.base_domain.as_deref())?;
         let op = S3Op::classify(&req.method, &target, &query, &req.headers);
         tracing::debug!(op = op.name(), bucket = ?target.bucket, key = ?target.key, user = %user.access_key, "classified");
-        crate::admission::check_signature_covers(signature, op, &req.method)?;
+        crate::front::admission::check_signature_covers(signature, op, &req.method)?;
 
         if op == S3Op::Unknown && !matches!(req.method, Method::GET | Method::HEAD) {
             return Err(GatewayError::UnknownOperation(format!(
@@ -224,10 +227,6 @@ impl Gateway {
         ) {
             query.normalise_listing();
         }
-        let retention_backend = target
-            .bucket
-            .as_deref()
-            .is_some_and(|b| self.locks.profile_of(b) == Profile::BucketRetention);
         let call = Call {
             user,
             op,
@@ -238,7 +237,7 @@ impl Gateway {
             body: Some(req.input),
             trailers: req.trailing_headers,
         };
-        let context = crate::telemetry::RequestContext {
+        let context = crate::ops::telemetry::RequestContext {
             user: user.access_key.clone(),
             op: op.name(),
             bucket: call.target.bucket.clone(),
@@ -247,14 +246,8 @@ impl Gateway {
         let bytes_in = declared_length(&call.headers, "x-amz-decoded-content-length")
             .or_else(|| declared_length(&call.headers, "content-length"))
             .unwrap_or(0);
-        let result = crate::telemetry::CURRENT
-            .scope(context.clone(), async {
-                let resp = self.dispatch(call).await?;
-                if retention_backend {
-                    return crate::bucket_retention::immutable_as_denied(resp).await;
-                }
-                Ok(resp)
-            })
+        let result = crate::ops::telemetry::CURRENT
+            .scope(context.clone(), self.dispatch(call))
             .await;
         let (status, bytes_out) = match &result {
             Ok(resp) => (
@@ -267,7 +260,7 @@ impl Gateway {
                     // user's buckets, an unknown operation) go to the decision log too.
                     let now = self.locks.now();
                     let refusal = Some(e.refusal_label());
-                    crate::telemetry::CURRENT.sync_scope(context, || {
+                    crate::ops::telemetry::CURRENT.sync_scope(context, || {
                         self.record(now, None, None, refusal);
                     });
                 }
@@ -400,7 +393,7 @@ fn authorize(
         return Err(denied());
     }
     if let Some(source) = headers.get("x-amz-copy-source") {
-        let source = crate::admission::CopySource::parse(source)?;
+        let source = crate::front::admission::CopySource::parse(source)?;
         if !user.buckets.allows(&source.bucket) {
             return Err(denied());
         }
@@ -532,7 +525,7 @@ impl s3s::host::S3Host for BaseDomainHost {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
         let vh = s3s::host::VirtualHost::new(self.base_domain.as_str());
         Ok(
-            match crate::target::virtual_host_bucket(host, &self.base_domain) {
+            match crate::front::target::virtual_host_bucket(host, &self.base_domain) {
                 Some(bucket) => vh.with_bucket(bucket),
                 None => vh,
             },

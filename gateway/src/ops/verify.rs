@@ -23,7 +23,7 @@ use policy::index::Scan;
 use policy::lock::{ObjectLock, ObjectRef};
 
 use crate::error::GatewayError;
-use crate::proxy::Gateway;
+use crate::front::Gateway;
 
 /// One difference between the index and the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl Gateway {
                 bucket: None,
                 prefix: "",
                 after: after.as_ref(),
-                limit: crate::audit::PAGE,
+                limit: crate::ops::audit::PAGE,
             })?;
             let Some(last) = page.last() else {
                 break;

@@ -11,9 +11,9 @@ use s3s::{Body, S3Response};
 
 use crate::enforce::{Permit, empty_body, ok_empty};
 use crate::error::GatewayError;
-use crate::lock_headers;
-use crate::lock_xml;
-use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
+use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
+use crate::s3::lock_headers;
+use crate::s3::lock_xml;
 
 impl Gateway {
     /// Whether the backend lists no object in `bucket` (one ListObjectsV2 of one key).

@@ -13,7 +13,7 @@ use s3s::dto;
 use s3s::xml::{Deserialize, Deserializer};
 
 use crate::error::GatewayError;
-use crate::lock_headers::format_date;
+use crate::s3::lock_headers::format_date;
 
 /// The largest policy body read (Retention, LegalHold, lock and versioning configuration).
 pub const POLICY_BODY_CAP: usize = 64 * 1024;
@@ -53,7 +53,7 @@ fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, GatewayError> {
 fn timestamp_instant(t: dto::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
     let t = time::OffsetDateTime::from(t);
     let nanos = i64::try_from(t.unix_timestamp_nanos()).ok()?;
-    crate::lock_headers::instant(chrono::DateTime::from_timestamp_nanos(nanos))
+    crate::s3::lock_headers::instant(chrono::DateTime::from_timestamp_nanos(nanos))
 }
 
 /// A PutObjectRetention body; `None` clears the retention (an empty `<Retention/>`).

@@ -13,6 +13,15 @@
 //! multipart), `deletes` (DeleteObject, DeleteObjects), `retention` (retention and legal
 //! hold), `buckets` (bucket lock, versioning, lifecycle, deletion).
 
+mod bucket_retention;
+mod buckets;
+pub mod clock;
+mod deletes;
+mod group_flush;
+mod key_locks;
+mod retention;
+mod writes;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,18 +32,18 @@ use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
 use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, VersionState, decide};
 use s3s::{Body, S3Response};
 
+use crate::backend::oss::worm::{BucketWorm, WormClient};
 use crate::backend::{Payload, ProxyBody};
-use crate::clock::{Agreement, TrustedTime};
 use crate::config::LockSettings;
+use crate::enforce::clock::{Agreement, TrustedTime};
+use crate::enforce::group_flush::GroupFlush;
+use crate::enforce::key_locks::KeyLocks;
 use crate::error::GatewayError;
-use crate::group_flush::GroupFlush;
-use crate::key_locks::KeyLocks;
-use crate::lock_headers;
-use crate::lock_xml;
-use crate::op::{BucketConfig, S3Op};
-use crate::oss::worm::{BucketWorm, WormClient};
-use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
-use crate::target::Target;
+use crate::front::op::{BucketConfig, S3Op};
+use crate::front::target::Target;
+use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
+use crate::s3::lock_headers;
+use crate::s3::lock_xml;
 
 /// Leave to send one request to the backend.
 pub struct Permit {
@@ -186,11 +195,24 @@ pub(crate) struct Inspected {
 }
 
 impl Gateway {
-    /// Runs one call: reads are forwarded, everything else goes through the policy.
-    pub(crate) async fn dispatch(
-        &self,
-        mut call: Call<'_>,
-    ) -> Result<S3Response<Body>, GatewayError> {
+    /// Runs one call: reads are forwarded, everything else goes through the policy. Where the
+    /// backend's own bucket retention refuses (OSS's `409 FileImmutable`), the client sees S3's
+    /// lock refusal.
+    pub(crate) async fn dispatch(&self, call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
+        let retention_backend = call
+            .target
+            .bucket
+            .as_deref()
+            .is_some_and(|b| self.locks.profile_of(b) == Profile::BucketRetention);
+        let resp = self.route(call).await?;
+        if retention_backend {
+            return bucket_retention::immutable_as_denied(resp).await;
+        }
+        Ok(resp)
+    }
+
+    /// One `match` from the operation to its handler.
+    async fn route(&self, mut call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
         match call.op {
             S3Op::HeadObject | S3Op::GetObject => self.read_object(call).await,
             S3Op::GetObjectRetention | S3Op::GetObjectLegalHold => self.get_object_lock(call).await,
@@ -257,7 +279,7 @@ impl Gateway {
     }
 
     /// The one place a decision is recorded, whoever made it (the policy, or a refusal before
-    /// it): the `wormgate::audit` log target, the decision log of `/audit/events` and the
+    /// it): the `wormgate::ops::audit` log target, the decision log of `/audit/events` and the
     /// denial metrics. `key` names the key of a batch (DeleteObjects) when the request's own
     /// path names none.
     pub(crate) fn record(
@@ -268,9 +290,9 @@ impl Gateway {
         reason: Option<String>,
     ) {
         if let Some(label) = &reason {
-            tracing::info!(target: "wormgate::audit", key, ?action, reason = %label, "denied");
+            tracing::info!(target: "wormgate::ops::audit", key, ?action, reason = %label, "denied");
         } else {
-            tracing::debug!(target: "wormgate::audit", key, ?action, "allowed");
+            tracing::debug!(target: "wormgate::ops::audit", key, ?action, "allowed");
         }
         self.telemetry.decision(now, key, reason);
     }
@@ -301,7 +323,7 @@ impl Gateway {
         let time = &self.locks.time;
         let mut agreement = time.agreement(now);
         if agreement != Agreement::Agrees {
-            let permit = Permit::read(crate::op::S3Op::ListBuckets, &Method::HEAD)?;
+            let permit = Permit::read(crate::front::op::S3Op::ListBuckets, &Method::HEAD)?;
             let asked = self
                 .send(
                     Method::HEAD,
@@ -581,7 +603,7 @@ impl Gateway {
         let query = object
             .version_id
             .as_ref()
-            .map(|v| format!("versionId={}", crate::target::encode_query_value(v)));
+            .map(|v| format!("versionId={}", crate::front::target::encode_query_value(v)));
         self.send(
             Method::HEAD,
             &target,
@@ -629,7 +651,7 @@ impl Gateway {
 pub(crate) fn refusal_of(outcome: &Result<Decision, GatewayError>) -> Option<String> {
     match outcome {
         Ok(Decision::Allow) => None,
-        Ok(Decision::Deny { reason }) => Some(crate::telemetry::reason_label(reason)),
+        Ok(Decision::Deny { reason }) => Some(crate::ops::telemetry::reason_label(reason)),
         Err(e) => Some(e.refusal_label()),
     }
 }

@@ -3,6 +3,8 @@
 //! Unknown fields are errors: a typo must never silently relax anything. Secrets may come from
 //! the file, from a file of their own, or from the environment; they are never logged.
 
+pub mod credentials;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -783,16 +785,16 @@ fn resolve_locks(
         ));
     }
     if let Some(days) = section.auto_extend_up_to_days
-        && !(1..=crate::oss::worm::MAX_PERIOD_DAYS).contains(&days)
+        && !(1..=crate::backend::oss::worm::MAX_PERIOD_DAYS).contains(&days)
     {
         return Err(ConfigError::Invalid(format!(
             "locks.auto_extend_up_to_days must be 1..={}",
-            crate::oss::worm::MAX_PERIOD_DAYS
+            crate::backend::oss::worm::MAX_PERIOD_DAYS
         )));
     }
     let clock_tolerance_secs = section
         .clock_tolerance_secs
-        .unwrap_or(crate::clock::DEFAULT_TOLERANCE_SECS);
+        .unwrap_or(crate::enforce::clock::DEFAULT_TOLERANCE_SECS);
     if !(1..=3600).contains(&clock_tolerance_secs) {
         return Err(ConfigError::Invalid(
             "locks.clock_tolerance_secs must be 1..=3600".into(),

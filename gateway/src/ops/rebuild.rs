@@ -16,11 +16,11 @@ use policy::lock::{ObjectRef, Profile};
 use crate::backend::Payload;
 use crate::enforce::{Permit, empty_body};
 use crate::error::GatewayError;
-use crate::lock_headers;
-use crate::lock_xml;
-use crate::op::S3Op;
-use crate::proxy::Gateway;
-use crate::target::{Target, encode_query_value};
+use crate::front::Gateway;
+use crate::front::op::S3Op;
+use crate::front::target::{Target, encode_query_value};
+use crate::s3::lock_headers;
+use crate::s3::lock_xml;
 
 /// What a rebuild found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

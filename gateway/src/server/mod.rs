@@ -2,6 +2,9 @@
 //! s3s, whose catch-all route is the gateway. `Server::run(listener, shutdown)` is the testable
 //! entry point: tests bind `127.0.0.1:0` and call it.
 
+pub mod embedded;
+pub mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,12 +21,12 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::Backend;
+use crate::backend::oss::worm::WormClient;
 use crate::config::{BackendSettings, RemoteBackend, Settings, User};
-use crate::embedded::Embedded;
 use crate::enforce::Locks;
-use crate::oss::worm::WormClient;
-use crate::proxy::{BaseDomainHost, ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
-use crate::rebuild::RebuildReport;
+use crate::front::{BaseDomainHost, ForwardRoute, Gateway, NoOperations, RequestId, UserAuth};
+use crate::ops::rebuild::RebuildReport;
+use crate::server::embedded::Embedded;
 use policy::index::{LockIndex, SledIndex};
 use policy::lock::Profile;
 
@@ -83,7 +86,7 @@ pub struct Overrides {
     /// A lock index of the caller's (in memory, or one that injects faults).
     pub index: Option<Arc<dyn LockIndex>>,
     /// The time decisions are made at.
-    pub clock: Option<Arc<dyn crate::clock::Clock>>,
+    pub clock: Option<Arc<dyn crate::enforce::clock::Clock>>,
 }
 
 /// Persists the clock's mark and flushes the index: for a stop that cannot wait for `run` to
@@ -101,7 +104,7 @@ pub struct Server {
     service: S3Service,
     tls: Option<TlsAcceptor>,
     /// The listener's certificate, for a reload (SIGHUP).
-    certificate: Option<Arc<crate::tls::ReloadableCert>>,
+    certificate: Option<Arc<crate::server::tls::ReloadableCert>>,
     /// Kept alive as long as the server: the in-process store behind an embedded default.
     _embedded: Option<Embedded>,
     /// The users clients may sign as (the generated one included).
@@ -162,7 +165,7 @@ impl Server {
         let mut users = settings.users.clone();
         if users.is_empty() {
             users.push(
-                crate::credentials::load_or_generate(&settings.data_dir)
+                crate::config::credentials::load_or_generate(&settings.data_dir)
                     .map_err(StartError::Credentials)?,
             );
         }
@@ -175,8 +178,8 @@ impl Server {
                 settings.locks.index_records_in_memory,
             )?,
         };
-        let time = crate::clock::TrustedTime::new(
-            clock.unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
+        let time = crate::enforce::clock::TrustedTime::new(
+            clock.unwrap_or_else(|| Arc::new(crate::enforce::clock::SystemClock)),
             Some(&settings.locks.index_dir),
             settings.locks.clock_tolerance_secs,
         )
@@ -212,12 +215,12 @@ impl Server {
         let certificate = settings
             .tls
             .as_ref()
-            .map(|t| crate::tls::ReloadableCert::load(t).map(Arc::new))
+            .map(|t| crate::server::tls::ReloadableCert::load(t).map(Arc::new))
             .transpose()
             .map_err(|e| StartError::Tls(e.to_string()))?;
         let tls = certificate
             .as_ref()
-            .map(crate::tls::ReloadableCert::acceptor)
+            .map(crate::server::tls::ReloadableCert::acceptor)
             .transpose()
             .map_err(|e| StartError::Tls(e.to_string()))?;
         // A bucket configured `native` must have object lock on the backend: a claim the
@@ -280,8 +283,8 @@ impl Server {
 
     /// The admin and audit service, answering with bearer `token`.
     #[must_use]
-    pub fn admin(&self, token: crate::config::Secret) -> crate::admin::Admin {
-        crate::admin::Admin::new(&self.gateway, token)
+    pub fn admin(&self, token: crate::config::Secret) -> crate::ops::admin::Admin {
+        crate::ops::admin::Admin::new(&self.gateway, token)
     }
 
     /// Recreates the lock index from the backend (`wormgate index rebuild`).
@@ -298,7 +301,7 @@ impl Server {
     /// The backend cannot be listed or the index cannot be read.
     pub async fn verify_index(
         &self,
-    ) -> Result<crate::verify::VerifyReport, crate::error::GatewayError> {
+    ) -> Result<crate::ops::verify::VerifyReport, crate::error::GatewayError> {
         self.gateway.verify_index().await
     }
 
@@ -338,7 +341,7 @@ impl Server {
 
     /// The listener's certificate when it speaks HTTPS: `reload` reads its files again.
     #[must_use]
-    pub fn certificate(&self) -> Option<Arc<crate::tls::ReloadableCert>> {
+    pub fn certificate(&self) -> Option<Arc<crate::server::tls::ReloadableCert>> {
         self.certificate.clone()
     }
 
@@ -409,7 +412,7 @@ impl Server {
 /// dropped. One thread for the server's life: a blocking-pool task each time would start new
 /// threads, and with them new allocator arenas that raise the process's footprint.
 fn keep_mark(
-    time: Arc<crate::clock::TrustedTime>,
+    time: Arc<crate::enforce::clock::TrustedTime>,
 ) -> std::io::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()

@@ -3,6 +3,10 @@
 //! The body is never read here: it is handed to hyper as a stream with its exact
 //! `Content-Length`, signed as `UNSIGNED-PAYLOAD`. Only the gateway holds the backend's keys.
 
+pub mod oss;
+mod sigv4;
+pub mod trailer;
+
 use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,9 +22,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::backend::sigv4::{SignError, Signer};
 use crate::config::RemoteBackend;
 use crate::error::GatewayError;
-use crate::sigv4::{SignError, Signer};
 
 /// A request or response body on its way through the gateway.
 pub type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn StdError + Send + Sync>>;

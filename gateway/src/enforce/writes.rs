@@ -14,11 +14,11 @@ use s3s::{Body, S3Response};
 
 use crate::enforce::Permit;
 use crate::error::GatewayError;
-use crate::lock_headers;
-use crate::lock_xml;
-use crate::op::S3Op;
-use crate::proxy::{Call, Gateway, backend_headers, reply};
-use crate::target::Target;
+use crate::front::op::S3Op;
+use crate::front::target::Target;
+use crate::front::{Call, Gateway, backend_headers, reply};
+use crate::s3::lock_headers;
+use crate::s3::lock_xml;
 
 /// Headers a copy with `x-amz-metadata-directive: REPLACE` takes from its source, so that
 /// replacing the reserved lock metadata keeps everything else.
@@ -344,7 +344,7 @@ fn copy_source(headers: &HeaderMap) -> Result<ObjectRef, GatewayError> {
     let raw = headers
         .get("x-amz-copy-source")
         .ok_or_else(|| GatewayError::InvalidArgument("x-amz-copy-source is missing".into()))?;
-    let s = crate::admission::CopySource::parse(raw)?;
+    let s = crate::front::admission::CopySource::parse(raw)?;
     Ok(ObjectRef {
         bucket: s.bucket,
         key: s.key,

@@ -13,10 +13,10 @@ use s3s::{Body, S3Response};
 
 use crate::enforce::ok_empty;
 use crate::error::GatewayError;
-use crate::lock_headers;
-use crate::lock_xml;
-use crate::op::S3Op;
-use crate::proxy::{Call, Gateway, backend_headers, reply, reply_with};
+use crate::front::op::S3Op;
+use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
+use crate::s3::lock_headers;
+use crate::s3::lock_xml;
 
 /// What a lock change does to the current lock.
 #[derive(Clone, Copy)]
