@@ -35,7 +35,7 @@ pub enum GatewayError {
     InvalidUri(String),
     /// A bucket or key the gateway will not act on (see `target::check_key`).
     #[error("{0}")]
-    Target(#[from] crate::front::target::TargetError),
+    Target(#[from] crate::s3::target::TargetError),
     #[error("{0}")]
     BucketNotEmpty(String),
     /// A presigned URL's parameters that AWS refuses too (validity over a week).
@@ -165,7 +165,7 @@ impl GatewayError {
     #[must_use]
     pub fn refusal_label(&self) -> String {
         match self {
-            Self::Denied(r) => crate::ops::telemetry::reason_label(r),
+            Self::Denied(r) => reason_label(r),
             Self::BackendRetention => "backend-retention".into(),
             Self::ClockUntrusted(_) => "clock-untrusted".into(),
             Self::UnknownOperation(_) => "unknown-operation".into(),
@@ -201,7 +201,7 @@ impl GatewayError {
             Self::InvalidRequest(m) => (S3ErrorCode::InvalidRequest, m.clone()),
             Self::InvalidUri(m) => (S3ErrorCode::InvalidURI, m.clone()),
             Self::Target(e) => {
-                use crate::front::target::TargetError as T;
+                use crate::s3::target::TargetError as T;
                 let code = match e {
                     T::NotUtf8 | T::NotAbsolute | T::EmptyBucket => S3ErrorCode::InvalidURI,
                     T::BadBucketName => S3ErrorCode::InvalidBucketName,
@@ -245,5 +245,28 @@ impl GatewayError {
                 "We encountered an internal error. Please try again.".to_owned(),
             ),
         }
+    }
+}
+
+/// A denial reason as a short, stable label.
+#[must_use]
+pub fn reason_label(reason: &policy::rules::DenyReason) -> String {
+    use policy::rules::DenyReason as R;
+    match reason {
+        R::Retention { mode, .. } => format!("retention-{}", mode.as_s3().to_ascii_lowercase()),
+        R::LegalHold => "legal-hold".into(),
+        R::ComplianceShortened => "compliance-shortened".into(),
+        R::ComplianceDowngrade => "compliance-downgrade".into(),
+        R::GovernanceNeedsBypass => "governance-needs-bypass".into(),
+        R::Missing(p) => format!("missing-{}", p.as_str()),
+        R::BucketLockNotEnabled => "bucket-lock-not-enabled".into(),
+        R::BypassWithoutLock => "bypass-without-lock".into(),
+        R::DateNotInFuture => "date-not-in-future".into(),
+        R::RetentionTooLong { .. } => "retention-too-long".into(),
+        R::BucketHoldsLocks => "bucket-holds-locks".into(),
+        R::VersioningLocked => "versioning-locked".into(),
+        R::VersioningNotEnabled => "versioning-not-enabled".into(),
+        R::NoSuchVersion => "no-such-version".into(),
+        R::UnknownLockState => "unknown-lock-state".into(),
     }
 }

@@ -5,8 +5,8 @@
 
 use http::{HeaderMap, Method};
 use proptest::prelude::*;
-use wormgate::front::op::S3Op;
-use wormgate::front::target::{Query, Target};
+use wormgate::s3::op::S3Op;
+use wormgate::s3::target::{Query, Target};
 use wormgate::s3::{lock_headers, lock_xml};
 
 /// Valid bodies, one per parser in the order of `parse_all`, to mutate from.

@@ -280,6 +280,13 @@ pub struct RemoteBackend {
     pub response_timeout_secs: u64,
 }
 
+/// How far the gateway's clock may run ahead of the backend's before an expiry decision is
+/// refused, in seconds (`[locks] clock_tolerance_secs`).
+pub const DEFAULT_CLOCK_TOLERANCE_SECS: u32 = 300;
+
+/// The longest BucketWorm period OSS accepts, in days (its documented limit).
+pub const OSS_MAX_PERIOD_DAYS: u32 = 25_550;
+
 /// OSS's own API, for BucketWorm.
 #[derive(Debug, Clone)]
 pub struct OssSettings {
@@ -785,16 +792,16 @@ fn resolve_locks(
         ));
     }
     if let Some(days) = section.auto_extend_up_to_days
-        && !(1..=crate::backend::oss::worm::MAX_PERIOD_DAYS).contains(&days)
+        && !(1..=OSS_MAX_PERIOD_DAYS).contains(&days)
     {
         return Err(ConfigError::Invalid(format!(
             "locks.auto_extend_up_to_days must be 1..={}",
-            crate::backend::oss::worm::MAX_PERIOD_DAYS
+            OSS_MAX_PERIOD_DAYS
         )));
     }
     let clock_tolerance_secs = section
         .clock_tolerance_secs
-        .unwrap_or(crate::enforce::clock::DEFAULT_TOLERANCE_SECS);
+        .unwrap_or(DEFAULT_CLOCK_TOLERANCE_SECS);
     if !(1..=3600).contains(&clock_tolerance_secs) {
         return Err(ConfigError::Invalid(
             "locks.clock_tolerance_secs must be 1..=3600".into(),

@@ -17,8 +17,8 @@ use policy::lock::{BackendRetention, LegalHold, ObjectLock};
 use s3s::{Body, S3Response};
 
 use crate::backend::oss::worm::{BucketWorm, MAX_PERIOD_DAYS, WormState};
+use crate::enforce::Gateway;
 use crate::error::GatewayError;
-use crate::front::Gateway;
 use crate::s3::lock_xml;
 
 impl Gateway {
@@ -111,7 +111,7 @@ impl Gateway {
         };
         match client.extend(bucket, &worm.id, days).await {
             Ok(()) => {
-                tracing::info!(target: "wormgate::ops::audit", %bucket, from = worm.period_days, to = days, "bucket retention extended");
+                tracing::info!(target: "wormgate::audit", %bucket, from = worm.period_days, to = days, "bucket retention extended");
                 if let Err(e) = self.refresh_worm(bucket).await {
                     // The extension is made; the next read will show it.
                     tracing::warn!(%bucket, error = %e, "cannot read the extended policy back");
@@ -125,7 +125,7 @@ impl Gateway {
     }
 
     fn gap(&self, bucket: &str, lock: &ObjectLock, why: &str) {
-        tracing::warn!(target: "wormgate::ops::audit", %bucket, until = ?lock.retention.map(|r| r.until), hold = ?lock.legal_hold, why, "retention outlives the backend's bucket retention: the gateway alone enforces the rest");
+        tracing::warn!(target: "wormgate::audit", %bucket, until = ?lock.retention.map(|r| r.until), hold = ?lock.legal_hold, why, "retention outlives the backend's bucket retention: the gateway alone enforces the rest");
     }
 }
 

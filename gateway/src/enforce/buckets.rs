@@ -9,11 +9,13 @@ use policy::lock::Profile;
 use policy::rules::{Action, BucketContents};
 use s3s::{Body, S3Response};
 
+use crate::backend::door::{backend_headers, reply};
+use crate::enforce::{Call, Gateway};
 use crate::enforce::{Permit, empty_body, ok_empty};
 use crate::error::GatewayError;
-use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
+use crate::s3::reply_with;
 
 impl Gateway {
     /// Whether the backend lists no object in `bucket` (one ListObjectsV2 of one key).

@@ -47,7 +47,7 @@ impl Clock for SystemClock {
 pub const FRESH: Duration = Duration::from_secs(10);
 
 /// The default agreement asked of the backend's clock: 5 minutes.
-pub const DEFAULT_TOLERANCE_SECS: u32 = 300;
+pub const DEFAULT_TOLERANCE_SECS: u32 = crate::config::DEFAULT_CLOCK_TOLERANCE_SECS;
 
 /// The file, in the index directory, that keeps the high-water mark.
 pub const HIGH_WATER_FILE: &str = "clock-high-water";

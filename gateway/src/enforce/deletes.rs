@@ -12,11 +12,13 @@ use policy::lock::{ObjectRef, Profile, Versioning};
 use policy::rules::{Action, Bypass, Decision, DenyReason, VersionSpec, VersionState};
 use s3s::{Body, S3Response};
 
+use crate::backend::door::{backend_headers, reply};
 use crate::enforce::{BucketFacts, Permit, refusal_of};
+use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
-use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
 use crate::s3::lock_headers;
 use crate::s3::lock_xml::{self, DeleteKey};
+use crate::s3::reply_with;
 
 /// The index entry a delete of `version_id` touches: in the gateway profile the only version.
 fn object_ref(bucket: &str, key: &str, version_id: Option<&str>, profile: Profile) -> ObjectRef {
@@ -97,7 +99,7 @@ impl Gateway {
         bypass: Bypass,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Decision, VersionState), GatewayError> {
-        crate::front::target::check_key(&k.key)?;
+        crate::s3::target::check_key(&k.key)?;
         if k.version_id.as_deref() == Some("") {
             return Err(GatewayError::InvalidArgument(
                 "Version id cannot be the empty string".into(),

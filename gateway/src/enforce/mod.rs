@@ -17,10 +17,15 @@ mod bucket_retention;
 mod buckets;
 pub mod clock;
 mod deletes;
+mod gateway;
 mod group_flush;
 mod key_locks;
 mod retention;
+pub mod telemetry;
 mod writes;
+
+pub(crate) use gateway::Call;
+pub use gateway::Gateway;
 
 use std::sync::Arc;
 
@@ -32,6 +37,7 @@ use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
 use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, VersionState, decide};
 use s3s::{Body, S3Response};
 
+use crate::backend::door::{backend_headers, reply};
 use crate::backend::oss::worm::{BucketWorm, WormClient};
 use crate::backend::{Payload, ProxyBody};
 use crate::config::LockSettings;
@@ -39,11 +45,11 @@ use crate::enforce::clock::{Agreement, TrustedTime};
 use crate::enforce::group_flush::GroupFlush;
 use crate::enforce::key_locks::KeyLocks;
 use crate::error::GatewayError;
-use crate::front::op::{BucketConfig, S3Op};
-use crate::front::target::Target;
-use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
+use crate::s3::op::{BucketConfig, S3Op};
+use crate::s3::reply_with;
+use crate::s3::target::Target;
 
 /// Leave to send one request to the backend.
 pub struct Permit {
@@ -279,7 +285,7 @@ impl Gateway {
     }
 
     /// The one place a decision is recorded, whoever made it (the policy, or a refusal before
-    /// it): the `wormgate::ops::audit` log target, the decision log of `/audit/events` and the
+    /// it): the `wormgate::audit` log target, the decision log of `/audit/events` and the
     /// denial metrics. `key` names the key of a batch (DeleteObjects) when the request's own
     /// path names none.
     pub(crate) fn record(
@@ -290,9 +296,9 @@ impl Gateway {
         reason: Option<String>,
     ) {
         if let Some(label) = &reason {
-            tracing::info!(target: "wormgate::ops::audit", key, ?action, reason = %label, "denied");
+            tracing::info!(target: "wormgate::audit", key, ?action, reason = %label, "denied");
         } else {
-            tracing::debug!(target: "wormgate::ops::audit", key, ?action, "allowed");
+            tracing::debug!(target: "wormgate::audit", key, ?action, "allowed");
         }
         self.telemetry.decision(now, key, reason);
     }
@@ -323,7 +329,7 @@ impl Gateway {
         let time = &self.locks.time;
         let mut agreement = time.agreement(now);
         if agreement != Agreement::Agrees {
-            let permit = Permit::read(crate::front::op::S3Op::ListBuckets, &Method::HEAD)?;
+            let permit = Permit::read(crate::s3::op::S3Op::ListBuckets, &Method::HEAD)?;
             let asked = self
                 .send(
                     Method::HEAD,
@@ -603,7 +609,7 @@ impl Gateway {
         let query = object
             .version_id
             .as_ref()
-            .map(|v| format!("versionId={}", crate::front::target::encode_query_value(v)));
+            .map(|v| format!("versionId={}", crate::s3::target::encode_query_value(v)));
         self.send(
             Method::HEAD,
             &target,
@@ -651,7 +657,7 @@ impl Gateway {
 pub(crate) fn refusal_of(outcome: &Result<Decision, GatewayError>) -> Option<String> {
     match outcome {
         Ok(Decision::Allow) => None,
-        Ok(Decision::Deny { reason }) => Some(crate::ops::telemetry::reason_label(reason)),
+        Ok(Decision::Deny { reason }) => Some(crate::enforce::telemetry::reason_label(reason)),
         Err(e) => Some(e.refusal_label()),
     }
 }

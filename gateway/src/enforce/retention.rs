@@ -11,12 +11,14 @@ use policy::lock::{LegalHold, ObjectLock, ObjectRef, Profile, Retention};
 use policy::rules::{Action, DenyReason, VersionState};
 use s3s::{Body, S3Response};
 
+use crate::backend::door::{backend_headers, reply};
 use crate::enforce::ok_empty;
+use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
-use crate::front::op::S3Op;
-use crate::front::{Call, Gateway, backend_headers, reply, reply_with};
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
+use crate::s3::op::S3Op;
+use crate::s3::reply_with;
 
 /// What a lock change does to the current lock.
 #[derive(Clone, Copy)]

@@ -12,13 +12,14 @@ use policy::lock::{BucketLock, ObjectLock, ObjectRef, Profile, Retention, Versio
 use policy::rules::{Action, VersionState};
 use s3s::{Body, S3Response};
 
+use crate::backend::door::{backend_headers, reply};
 use crate::enforce::Permit;
+use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
-use crate::front::op::S3Op;
-use crate::front::target::Target;
-use crate::front::{Call, Gateway, backend_headers, reply};
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
+use crate::s3::op::S3Op;
+use crate::s3::target::Target;
 
 /// Headers a copy with `x-amz-metadata-directive: REPLACE` takes from its source, so that
 /// replacing the reserved lock metadata keeps everything else.
@@ -344,7 +345,7 @@ fn copy_source(headers: &HeaderMap) -> Result<ObjectRef, GatewayError> {
     let raw = headers
         .get("x-amz-copy-source")
         .ok_or_else(|| GatewayError::InvalidArgument("x-amz-copy-source is missing".into()))?;
-    let s = crate::front::admission::CopySource::parse(raw)?;
+    let s = crate::s3::target::CopySource::parse(raw)?;
     Ok(ObjectRef {
         bucket: s.bucket,
         key: s.key,

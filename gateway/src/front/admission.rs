@@ -24,8 +24,8 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::error::GatewayError;
-use crate::front::op::S3Op;
-use crate::front::target::{self, Query, Target};
+use crate::s3::op::S3Op;
+use crate::s3::target::{CopySource, Query};
 
 /// The longest validity of a presigned URL, in seconds (seven days, as on AWS).
 pub const MAX_PRESIGNED_SECS: u64 = 7 * 24 * 3600;
@@ -179,15 +179,12 @@ pub fn check_signature_covers(
 }
 
 fn refuse_repeated_parameters(query: &Query) -> Result<(), GatewayError> {
-    let mut names: Vec<&str> = query.keys().collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(GatewayError::InvalidArgument(format!(
-            "the query parameter '{}' is given more than once",
-            w[0]
-        )));
+    match query.repeated() {
+        Some(name) => Err(GatewayError::InvalidArgument(format!(
+            "the query parameter '{name}' is given more than once"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A header the gateway reads as one value: every `x-amz-*` but user metadata, and a few more.
@@ -251,62 +248,6 @@ fn canonical_copy_source(headers: &mut HeaderMap) -> Result<(), GatewayError> {
         .map_err(|_| GatewayError::Internal("copy source header".into()))?;
     headers.insert("x-amz-copy-source", value);
     Ok(())
-}
-
-/// The object an `x-amz-copy-source` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopySource {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-}
-
-impl CopySource {
-    /// Parses `bucket/key`, `/bucket/key`, either with `?versionId=v`, percent-encoded.
-    ///
-    /// # Errors
-    /// 400 InvalidArgument when it names no key, a key or bucket that `target` refuses, or
-    /// carries anything but one `versionId`.
-    pub fn parse(raw: &HeaderValue) -> Result<Self, GatewayError> {
-        let bad = |why: String| GatewayError::InvalidArgument(format!("x-amz-copy-source: {why}"));
-        let raw = raw.to_str().map_err(|_| bad("not ASCII".into()))?;
-        let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        let t = Target::path_style(&path).map_err(|e| bad(e.to_string()))?;
-        let query = Query::parse(query);
-        refuse_repeated_parameters(&query).map_err(|e| bad(e.to_string()))?;
-        if let Some(other) = query.keys().find(|k| *k != "versionId") {
-            return Err(bad(format!("'{other}' is not a copy source parameter")));
-        }
-        let version_id = query.get("versionId").map(str::to_owned);
-        match (t.bucket, t.key) {
-            (Some(bucket), Some(key)) => Ok(Self {
-                bucket,
-                key,
-                version_id,
-            }),
-            _ => Err(bad("it must name a bucket and a key".into())),
-        }
-    }
-
-    /// The canonical header value.
-    #[must_use]
-    pub fn header_value(&self) -> String {
-        let mut out = Target {
-            bucket: Some(self.bucket.clone()),
-            key: Some(self.key.clone()),
-        }
-        .backend_path();
-        if let Some(v) = &self.version_id {
-            out.push_str("?versionId=");
-            out.push_str(&target::encode_query_value(v));
-        }
-        out
-    }
 }
 
 #[cfg(test)]

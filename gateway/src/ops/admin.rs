@@ -33,11 +33,11 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::config::Secret;
+use crate::enforce::Gateway;
 use crate::enforce::{Permit, empty_body};
-use crate::front::Gateway;
-use crate::front::op::S3Op;
-use crate::front::target::{Query, Target};
 use crate::ops::audit::{self, Context, Cursor, Filter, Row};
+use crate::s3::op::S3Op;
+use crate::s3::target::{Query, Target};
 
 /// The most rows one page may ask for.
 pub const MAX_LIMIT: usize = 10_000;

@@ -14,13 +14,13 @@ use policy::index::{LockRecord, LockSource};
 use policy::lock::{ObjectRef, Profile};
 
 use crate::backend::Payload;
+use crate::enforce::Gateway;
 use crate::enforce::{Permit, empty_body};
 use crate::error::GatewayError;
-use crate::front::Gateway;
-use crate::front::op::S3Op;
-use crate::front::target::{Target, encode_query_value};
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
+use crate::s3::op::S3Op;
+use crate::s3::target::{Target, encode_query_value};
 
 /// What a rebuild found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

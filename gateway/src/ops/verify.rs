@@ -22,8 +22,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use policy::index::Scan;
 use policy::lock::{ObjectLock, ObjectRef};
 
+use crate::enforce::Gateway;
 use crate::error::GatewayError;
-use crate::front::Gateway;
 
 /// One difference between the index and the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,8 +22,7 @@ use crate::backend::{BackendSetupError, HttpClient, ProxyBody, error_chain, http
 use crate::config::{OssSettings, Secret};
 use crate::s3::lock_xml;
 
-/// The longest period OSS accepts, in days.
-pub const MAX_PERIOD_DAYS: u32 = 25_550;
+pub use crate::config::OSS_MAX_PERIOD_DAYS as MAX_PERIOD_DAYS;
 /// An InProgress policy lapses this long after its creation unless it is locked.
 pub const IN_PROGRESS_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
@@ -246,7 +245,7 @@ impl WormClient {
         let query_string = query
             .iter()
             .map(|(k, v)| match v {
-                Some(v) => format!("{k}={}", crate::front::target::encode_query_value(v)),
+                Some(v) => format!("{k}={}", crate::s3::target::encode_query_value(v)),
                 None => (*k).to_owned(),
             })
             .collect::<Vec<_>>()

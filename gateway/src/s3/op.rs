@@ -6,7 +6,7 @@
 
 use http::{HeaderMap, Method};
 
-use crate::front::target::{Query, Target};
+use crate::s3::target::{Query, Target};
 
 /// A bucket-level sub-resource (`?versioning`, `?lifecycle`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

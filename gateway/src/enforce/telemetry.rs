@@ -3,7 +3,7 @@
 //!
 //! The decision log keeps the latest 10,000 denials and, apart, the latest 10,000 allowed
 //! mutating decisions, so a burst of ordinary writes never pushes a denial out. It lives in
-//! memory; the `wormgate::ops::audit` log target carries every denial for good.
+//! memory; the `wormgate::audit` log target carries every denial for good.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -243,25 +243,4 @@ impl Telemetry {
     }
 }
 
-/// A denial reason as a short, stable label.
-#[must_use]
-pub fn reason_label(reason: &policy::rules::DenyReason) -> String {
-    use policy::rules::DenyReason as R;
-    match reason {
-        R::Retention { mode, .. } => format!("retention-{}", mode.as_s3().to_ascii_lowercase()),
-        R::LegalHold => "legal-hold".into(),
-        R::ComplianceShortened => "compliance-shortened".into(),
-        R::ComplianceDowngrade => "compliance-downgrade".into(),
-        R::GovernanceNeedsBypass => "governance-needs-bypass".into(),
-        R::Missing(p) => format!("missing-{}", p.as_str()),
-        R::BucketLockNotEnabled => "bucket-lock-not-enabled".into(),
-        R::BypassWithoutLock => "bypass-without-lock".into(),
-        R::DateNotInFuture => "date-not-in-future".into(),
-        R::RetentionTooLong { .. } => "retention-too-long".into(),
-        R::BucketHoldsLocks => "bucket-holds-locks".into(),
-        R::VersioningLocked => "versioning-locked".into(),
-        R::VersioningNotEnabled => "versioning-not-enabled".into(),
-        R::NoSuchVersion => "no-such-version".into(),
-        R::UnknownLockState => "unknown-lock-state".into(),
-    }
-}
+pub use crate::error::reason_label;

@@ -250,6 +250,14 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The first parameter name given more than once, if any.
+    #[must_use]
+    pub fn repeated(&self) -> Option<&str> {
+        let mut names: Vec<&str> = self.keys().collect();
+        names.sort_unstable();
+        names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
@@ -315,6 +323,66 @@ fn decode_form(s: &str) -> String {
             .into_owned()
     } else {
         percent_decode_str(s).decode_utf8_lossy().into_owned()
+    }
+}
+
+/// The object an `x-amz-copy-source` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+impl CopySource {
+    /// Parses `bucket/key`, `/bucket/key`, either with `?versionId=v`, percent-encoded.
+    ///
+    /// # Errors
+    /// 400 InvalidArgument when it names no key, a key or bucket that `target` refuses, or
+    /// carries anything but one `versionId`.
+    pub fn parse(raw: &http::HeaderValue) -> Result<Self, crate::error::GatewayError> {
+        let bad = |why: String| {
+            crate::error::GatewayError::InvalidArgument(format!("x-amz-copy-source: {why}"))
+        };
+        let raw = raw.to_str().map_err(|_| bad("not ASCII".into()))?;
+        let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let t = Target::path_style(&path).map_err(|e| bad(e.to_string()))?;
+        let query = Query::parse(query);
+        if let Some(name) = query.repeated() {
+            return Err(bad(format!("'{name}' is given more than once")));
+        }
+        if let Some(other) = query.keys().find(|k| *k != "versionId") {
+            return Err(bad(format!("'{other}' is not a copy source parameter")));
+        }
+        let version_id = query.get("versionId").map(str::to_owned);
+        match (t.bucket, t.key) {
+            (Some(bucket), Some(key)) => Ok(Self {
+                bucket,
+                key,
+                version_id,
+            }),
+            _ => Err(bad("it must name a bucket and a key".into())),
+        }
+    }
+
+    /// The canonical header value.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        let mut out = Target {
+            bucket: Some(self.bucket.clone()),
+            key: Some(self.key.clone()),
+        }
+        .backend_path();
+        if let Some(v) = &self.version_id {
+            out.push_str("?versionId=");
+            out.push_str(&encode_query_value(v));
+        }
+        out
     }
 }
 
