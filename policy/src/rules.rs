@@ -155,17 +155,36 @@ pub enum DenyReason {
     UnknownLockState,
 }
 
+/// Proof that [`decide`] allowed an action. Nothing outside this module can make one, so a
+/// `Decision::Allow` (and the gateway's leave to reach the backend, which only an `Allow`
+/// gives) cannot be written by hand:
+///
+/// ```compile_fail
+/// let forged = policy::rules::Decision::Allow(policy::rules::Allowed(()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed(());
+
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Allow,
+    Allow(Allowed),
     Deny { reason: DenyReason },
 }
 
 impl Decision {
     #[must_use]
     pub fn is_allowed(self) -> bool {
-        self == Self::Allow
+        matches!(self, Self::Allow(_))
+    }
+
+    /// The reason of a denial; `None` for an allow.
+    #[must_use]
+    pub fn denial(self) -> Option<DenyReason> {
+        match self {
+            Self::Allow(_) => None,
+            Self::Deny { reason } => Some(reason),
+        }
     }
 }
 
@@ -193,7 +212,7 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Decision {
     match check(action, facts, config, now) {
-        Ok(()) => Decision::Allow,
+        Ok(()) => Decision::Allow(Allowed(())),
         Err(reason) => deny(reason),
     }
 }
@@ -214,11 +233,11 @@ pub fn allowed_by_expiry(
     let Some(retention) = lock.retention else {
         return false;
     };
-    if retention.active_at(now) || decide(action, facts, config, now) != Decision::Allow {
+    if retention.active_at(now) || !decide(action, facts, config, now).is_allowed() {
         return false;
     }
     let before = retention.until - chrono::TimeDelta::milliseconds(1);
-    decide(action, facts, config, before) != Decision::Allow
+    !decide(action, facts, config, before).is_allowed()
 }
 
 fn check(action: Action, facts: &Facts, config: &PolicyConfig, now: DateTime<Utc>) -> Check {

@@ -8,6 +8,7 @@ pub mod oss;
 mod sigv4;
 pub mod trailer;
 
+use policy::rules::{Decision, DenyReason};
 use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
@@ -168,15 +169,56 @@ impl Backend {
         })
     }
 
-    /// Signs and sends one request; returns the backend's response with its body still streaming.
+    /// Sends one request the policy allowed, with its body, streaming.
     ///
-    /// `path_and_query` must already be in canonical S3 encoding (see `target`). `headers` holds
-    /// only end-to-end headers meant for the backend; `Host` and the signature are set here.
+    /// `path_and_query` must already be in canonical S3 encoding (see `s3::target`). `headers`
+    /// holds only end-to-end headers meant for the backend; `Host` and the signature are set
+    /// here.
     ///
     /// # Errors
     /// `BackendUnavailable` when the backend cannot be reached or does not answer in time;
     /// `InvalidArgument` for a header the signature cannot carry.
     pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: ProxyBody,
+        payload: Payload,
+        _permit: Permit,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        self.dispatch(method, path_and_query, headers, body, payload)
+            .await
+    }
+
+    /// Sends one read: a GET or a HEAD, with no body. The method's type holds no other.
+    ///
+    /// # Errors
+    /// As [`Backend::send`].
+    pub async fn read(
+        &self,
+        method: ReadMethod,
+        path_and_query: &str,
+        headers: HeaderMap,
+        _permit: ReadPermit,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        use http_body_util::BodyExt as _;
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|e| -> Box<dyn StdError + Send + Sync> { match e {} })
+            .boxed_unsync();
+        self.dispatch(
+            method.into(),
+            path_and_query,
+            headers,
+            body,
+            Payload::Unsigned,
+        )
+        .await
+    }
+
+    /// Signs and sends one request; returns the backend's response with its body still
+    /// streaming. Private: every way in goes through `send` or `read`.
+    async fn dispatch(
         &self,
         method: Method,
         path_and_query: &str,
@@ -221,6 +263,99 @@ impl Backend {
                 "no response within {} s",
                 inner.response_timeout.as_secs()
             ))),
+        }
+    }
+}
+
+/// Leave to send one request that changes the backend. Only an `Allow` of the policy gives
+/// one ([`Permit::granted`]), and only `policy::rules::decide` can make an `Allow`: a
+/// mutating path that skips the policy does not compile. Nor can one be written by hand:
+///
+/// ```compile_fail
+/// let forged = wormgate::backend::Permit { _sealed: () };
+/// ```
+pub struct Permit {
+    _sealed: (),
+}
+
+impl Permit {
+    /// From the policy's answer.
+    ///
+    /// # Errors
+    /// The denial's reason.
+    pub fn granted(decision: Decision) -> Result<Self, DenyReason> {
+        match decision {
+            Decision::Allow(_) => Ok(Self { _sealed: () }),
+            Decision::Deny { reason } => Err(reason),
+        }
+    }
+}
+
+/// Leave to read: it opens [`Backend::read`] only, whose method is a [`ReadMethod`]. A DELETE
+/// (or any method but GET and HEAD) with a read permit does not compile:
+///
+/// ```compile_fail
+/// async fn delete_with_a_read_permit(backend: &wormgate::backend::Backend) {
+///     let permit = wormgate::backend::ReadPermit::new();
+///     let _ = backend
+///         .read(http::Method::DELETE, "/b/k", http::HeaderMap::new(), permit)
+///         .await;
+/// }
+/// ```
+///
+/// while a HEAD does:
+///
+/// ```
+/// async fn head(backend: &wormgate::backend::Backend) {
+///     use wormgate::backend::{ReadMethod, ReadPermit};
+///     let permit = ReadPermit::new();
+///     let _ = backend
+///         .read(ReadMethod::Head, "/b/k", http::HeaderMap::new(), permit)
+///         .await;
+/// }
+/// ```
+pub struct ReadPermit {
+    _sealed: (),
+}
+
+impl ReadPermit {
+    /// Reads change nothing: anyone may read (the user's read permission is checked before).
+    #[must_use]
+    pub fn new() -> Self {
+        Self { _sealed: () }
+    }
+}
+
+impl Default for ReadPermit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The methods a read may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMethod {
+    Get,
+    Head,
+}
+
+impl ReadMethod {
+    /// GET or HEAD; `None` for any other method.
+    #[must_use]
+    pub fn of(method: &Method) -> Option<Self> {
+        match *method {
+            Method::GET => Some(Self::Get),
+            Method::HEAD => Some(Self::Head),
+            _ => None,
+        }
+    }
+}
+
+impl From<ReadMethod> for Method {
+    fn from(m: ReadMethod) -> Self {
+        match m {
+            ReadMethod::Get => Self::GET,
+            ReadMethod::Head => Self::HEAD,
         }
     }
 }

@@ -16,6 +16,7 @@ use http::StatusCode;
 use policy::lock::{BackendRetention, LegalHold, ObjectLock};
 use s3s::{Body, S3Response};
 
+use crate::backend::Permit;
 use crate::backend::oss::worm::{BucketWorm, MAX_PERIOD_DAYS, WormState};
 use crate::enforce::Gateway;
 use crate::error::GatewayError;
@@ -61,7 +62,13 @@ impl Gateway {
     /// Makes the backend protect a version last modified at `since` for as long as `lock`
     /// wants, where the configuration allows; where it does not, logs the gap (the audit
     /// reports it from the index).
-    pub(crate) async fn cover(&self, bucket: &str, since: DateTime<Utc>, lock: &ObjectLock) {
+    pub(crate) async fn cover(
+        &self,
+        bucket: &str,
+        since: DateTime<Utc>,
+        lock: &ObjectLock,
+        permit: &Permit,
+    ) {
         let now = self.locks.now();
         if !lock.protects_at(now) {
             return;
@@ -109,7 +116,7 @@ impl Gateway {
         let Some(client) = self.locks.worm.as_ref() else {
             return self.gap(bucket, lock, "no OSS client");
         };
-        match client.extend(bucket, &worm.id, days).await {
+        match client.extend(bucket, &worm.id, days, permit).await {
             Ok(()) => {
                 tracing::info!(target: "wormgate::audit", %bucket, from = worm.period_days, to = days, "bucket retention extended");
                 if let Err(e) = self.refresh_worm(bucket).await {

@@ -4,14 +4,14 @@
 //! On a native backend these pass through (after the policy); elsewhere the bucket's lock
 //! configuration lives in the gateway's index, since the backend has no place for it.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use policy::lock::Profile;
 use policy::rules::{Action, BucketContents};
 use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
+use crate::enforce::ok_empty;
 use crate::enforce::{Call, Gateway};
-use crate::enforce::{Permit, empty_body, ok_empty};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
@@ -35,14 +35,13 @@ impl Gateway {
         Ok(lock_xml::listing_is_empty(&body))
     }
 
-    /// Forwards a request that changes nothing.
-    pub(crate) async fn forward_read(
+    /// Passes a request that changes nothing through to the backend.
+    pub(crate) async fn pass_read(
         &self,
         call: &mut Call<'_>,
     ) -> Result<S3Response<Body>, GatewayError> {
-        let permit = Permit::read_of(call)?;
         let headers = backend_headers(&call.headers);
-        Ok(reply(self.forward(call, headers, permit).await?))
+        Ok(reply(self.forward_read(call, headers).await?))
     }
 
     pub(crate) async fn create_bucket(
@@ -98,16 +97,15 @@ impl Gateway {
             self.locks.forget_bucket(&bucket);
             return Ok(reply(resp));
         }
-        // The bucket must exist on the backend.
+        // The bucket must exist on the backend. The change itself is the index's: the
+        // backend has no place for it, so the permit goes no further.
+        let _ = permit;
         let resp = self
-            .send(
-                Method::HEAD,
+            .read(
+                crate::backend::ReadMethod::Head,
                 &call.target,
                 None,
                 http::HeaderMap::new(),
-                empty_body(),
-                crate::backend::Payload::Unsigned,
-                permit,
             )
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -135,7 +133,7 @@ impl Gateway {
     ) -> Result<S3Response<Body>, GatewayError> {
         let bucket = call.bucket()?.to_owned();
         match self.locks.profile_of(&bucket) {
-            Profile::Native => return self.forward_read(&mut call).await,
+            Profile::Native => return self.pass_read(&mut call).await,
             // Clients that check for object lock (MSP360, Veeam) see it enabled, with the
             // default retention the gateway applies.
             Profile::BucketRetention => {

@@ -170,9 +170,9 @@ impl Gateway {
             };
             self.record(now, Some(&k.key), Some(action), refusal_of(&decision));
             match decision {
-                Ok(Decision::Allow) => {
+                Ok(allow @ Decision::Allow(_)) => {
                     if permit.is_none() {
-                        permit = Some(Permit::granted(Decision::Allow)?);
+                        permit = Some(Permit::granted(allow).map_err(GatewayError::Denied)?);
                     }
                     let object = object_ref(
                         &bucket,

@@ -13,8 +13,9 @@ use s3s::Body;
 
 use crate::backend::trailer;
 use crate::backend::{Backend, Payload, ProxyBody};
+use crate::backend::{Permit, ReadMethod, ReadPermit};
 use crate::config::User;
-use crate::enforce::{Locks, Permit};
+use crate::enforce::Locks;
 use crate::error::GatewayError;
 use crate::s3::op::S3Op;
 use crate::s3::target::{Query, Target};
@@ -175,7 +176,25 @@ impl Gateway {
         .await
     }
 
-    /// Sends one request to the backend. Only a `Permit` opens this door.
+    /// Sends a read call (GET or HEAD) to the backend with `headers`.
+    ///
+    /// # Errors
+    /// Any other method: an unknown operation, refused (a read has nothing to decide, so
+    /// nothing but a read may come this way).
+    pub(crate) async fn forward_read(
+        &self,
+        call: &mut Call<'_>,
+        headers: HeaderMap,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let method = ReadMethod::of(&call.method).ok_or_else(|| {
+            GatewayError::UnknownOperation(format!("{} {}", call.method, call.op.name()))
+        })?;
+        let query = call.query.to_backend_string();
+        self.read(method, &call.target, query.as_deref(), headers)
+            .await
+    }
+
+    /// Sends one request the policy allowed. Only a `Permit` opens this door.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send(
         &self,
@@ -185,18 +204,40 @@ impl Gateway {
         headers: HeaderMap,
         body: ProxyBody,
         payload: Payload,
-        _permit: Permit,
+        permit: Permit,
     ) -> Result<Response<Incoming>, GatewayError> {
-        let mut path_and_query = target.backend_path();
-        if let Some(q) = query {
-            path_and_query.push('?');
-            path_and_query.push_str(q);
-        }
+        let path = path_and_query(target, query);
         let started = std::time::Instant::now();
         let resp = self
             .backend
-            .send(method, &path_and_query, headers, body, payload)
+            .send(method, &path, headers, body, payload, permit)
             .await;
+        self.observe(started, resp)
+    }
+
+    /// Sends one read (the gateway's own, for facts, or a client's).
+    pub(crate) async fn read(
+        &self,
+        method: ReadMethod,
+        target: &Target,
+        query: Option<&str>,
+        headers: HeaderMap,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let path = path_and_query(target, query);
+        let started = std::time::Instant::now();
+        let resp = self
+            .backend
+            .read(method, &path, headers, ReadPermit::new())
+            .await;
+        self.observe(started, resp)
+    }
+
+    /// The backend's latency, and its clock's `Date`, from every reply.
+    fn observe(
+        &self,
+        started: std::time::Instant,
+        resp: Result<Response<Incoming>, GatewayError>,
+    ) -> Result<Response<Incoming>, GatewayError> {
         self.telemetry.backend_latency(started.elapsed());
         if let Ok(r) = &resp {
             self.locks
@@ -205,4 +246,14 @@ impl Gateway {
         }
         resp
     }
+}
+
+/// The backend's path and query of a request.
+fn path_and_query(target: &Target, query: Option<&str>) -> String {
+    let mut out = target.backend_path();
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }

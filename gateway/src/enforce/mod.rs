@@ -1,9 +1,10 @@
 //! Enforcement: turns each mutating request into a `policy::rules::Action`, gathers the facts,
 //! asks `decide`, and only then lets the request reach the backend.
 //!
-//! The backend can only be reached with a `Permit`, and a `Permit` is made in exactly two
-//! places: `Permit::read` for requests that change nothing, and `Permit::granted` from an
-//! `Allow`. A mutating path that skips the policy does not compile.
+//! The backend can only be reached through its door (`backend::Backend::send` and `read`):
+//! a change needs a `Permit`, which only an `Allow` of `policy::rules::decide` gives; a read
+//! needs a method that can only be GET or HEAD. A mutating path that skips the policy does not
+//! compile.
 //!
 //! Facts come from the lock index first. A version the index does not know is looked up on the
 //! backend (its lock headers, or the `x-amz-meta-wormgate-*` metadata) before anything
@@ -31,15 +32,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use policy::index::{BucketRecord, LockIndex, LockRecord, LockSource};
 use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
 use policy::rules::{Action, BucketContents, Decision, Facts, PolicyConfig, VersionState, decide};
 use s3s::{Body, S3Response};
 
+use crate::backend::ProxyBody;
 use crate::backend::door::{backend_headers, reply};
 use crate::backend::oss::worm::{BucketWorm, WormClient};
-use crate::backend::{Payload, ProxyBody};
+use crate::backend::{Permit, ReadMethod};
 use crate::config::LockSettings;
 use crate::enforce::clock::{Agreement, TrustedTime};
 use crate::enforce::group_flush::GroupFlush;
@@ -50,39 +52,6 @@ use crate::s3::lock_xml;
 use crate::s3::op::{BucketConfig, S3Op};
 use crate::s3::reply_with;
 use crate::s3::target::Target;
-
-/// Leave to send one request to the backend.
-pub struct Permit {
-    _sealed: (),
-}
-
-impl Permit {
-    /// For a request that changes nothing on the backend.
-    pub(crate) fn read(op: S3Op, method: &Method) -> Result<Self, GatewayError> {
-        let unknown_read = op == S3Op::Unknown && matches!(*method, Method::GET | Method::HEAD);
-        if op.is_read_only() || unknown_read {
-            Ok(Self { _sealed: () })
-        } else {
-            Err(GatewayError::Internal(format!(
-                "{} is not a read",
-                op.name()
-            )))
-        }
-    }
-
-    /// For a call that changes nothing.
-    pub(crate) fn read_of(call: &Call<'_>) -> Result<Self, GatewayError> {
-        Self::read(call.op, &call.method)
-    }
-
-    /// From the policy's answer; a denial becomes the error the client sees.
-    pub(crate) fn granted(decision: Decision) -> Result<Self, GatewayError> {
-        match decision {
-            Decision::Allow => Ok(Self { _sealed: () }),
-            Decision::Deny { reason } => Err(GatewayError::Denied(reason)),
-        }
-    }
-}
 
 /// The lock state of the bucket as the request path needs it.
 #[derive(Debug, Clone, Copy)]
@@ -265,9 +234,8 @@ impl Gateway {
                 Ok(reply(resp))
             }
             _ => {
-                let permit = Permit::read(call.op, &call.method)?;
                 let headers = backend_headers(&call.headers);
-                Ok(reply(self.forward(&mut call, headers, permit).await?))
+                Ok(reply(self.forward_read(&mut call, headers).await?))
             }
         }
     }
@@ -281,7 +249,7 @@ impl Gateway {
         let now = self.locks.now();
         let decision = self.decide_at(action, facts, now).await;
         self.record(now, None, Some(action), refusal_of(&decision));
-        Permit::granted(decision?)
+        Permit::granted(decision?).map_err(GatewayError::Denied)
     }
 
     /// The one place a decision is recorded, whoever made it (the policy, or a refusal before
@@ -312,7 +280,7 @@ impl Gateway {
         now: DateTime<Utc>,
     ) -> Result<Decision, GatewayError> {
         let decision = decide(action, facts, &self.locks.policy, now);
-        if decision == Decision::Allow
+        if decision.is_allowed()
             && policy::rules::allowed_by_expiry(action, facts, &self.locks.policy, now)
         {
             self.confirm_time(now).await?;
@@ -329,17 +297,8 @@ impl Gateway {
         let time = &self.locks.time;
         let mut agreement = time.agreement(now);
         if agreement != Agreement::Agrees {
-            let permit = Permit::read(crate::s3::op::S3Op::ListBuckets, &Method::HEAD)?;
             let asked = self
-                .send(
-                    Method::HEAD,
-                    &Target::default(),
-                    None,
-                    HeaderMap::new(),
-                    empty_body(),
-                    Payload::Unsigned,
-                    permit,
-                )
+                .read(ReadMethod::Head, &Target::default(), None, HeaderMap::new())
                 .await;
             if let Err(e) = asked {
                 time.forget_reading();
@@ -463,18 +422,7 @@ impl Gateway {
             key: None,
         };
         let resp = self
-            .send(
-                Method::GET,
-                &target,
-                Some(sub),
-                HeaderMap::new(),
-                empty_body(),
-                Payload::Unsigned,
-                Permit::read(
-                    S3Op::GetBucketConfig(BucketConfig::Versioning),
-                    &Method::GET,
-                )?,
-            )
+            .read(ReadMethod::Get, &target, Some(sub), HeaderMap::new())
             .await?;
         let status = resp.status();
         let body = lock_xml::read_capped(Body::from(resp.into_body()), lock_xml::POLICY_BODY_CAP)
@@ -610,14 +558,11 @@ impl Gateway {
             .version_id
             .as_ref()
             .map(|v| format!("versionId={}", crate::s3::target::encode_query_value(v)));
-        self.send(
-            Method::HEAD,
+        self.read(
+            ReadMethod::Head,
             &target,
             query.as_deref(),
             HeaderMap::new(),
-            empty_body(),
-            Payload::Unsigned,
-            Permit::read(S3Op::HeadObject, &Method::HEAD)?,
         )
         .await
     }
@@ -625,11 +570,10 @@ impl Gateway {
     /// HEAD and GET: in the gateway profile the lock lives in metadata and the index, and is
     /// shown as S3's lock headers.
     async fn read_object(&self, mut call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
-        let permit = Permit::read(call.op, &call.method)?;
         let bucket = call.bucket()?.to_owned();
         let key = call.key()?.to_owned();
         let headers = backend_headers(&call.headers);
-        let mut out = reply(self.forward(&mut call, headers, permit).await?);
+        let mut out = reply(self.forward_read(&mut call, headers).await?);
         if self.locks.profile_of(&bucket) == Profile::Native
             || !out.status.is_some_and(|s| s.is_success())
         {
@@ -656,7 +600,7 @@ impl Gateway {
 /// The label a decision is recorded with: `None` for an allow.
 pub(crate) fn refusal_of(outcome: &Result<Decision, GatewayError>) -> Option<String> {
     match outcome {
-        Ok(Decision::Allow) => None,
+        Ok(Decision::Allow(_)) => None,
         Ok(Decision::Deny { reason }) => Some(crate::enforce::telemetry::reason_label(reason)),
         Err(e) => Some(e.refusal_label()),
     }

@@ -138,7 +138,7 @@ impl Gateway {
             self.locks.begin(&record).await?;
             self.locks.index.commit(&resolved, &resolved)?;
             if let Some(since) = since {
-                self.cover(&bucket, since, &lock).await;
+                self.cover(&bucket, since, &lock, &permit).await;
             }
             // Allowed, and nothing goes to the backend.
             let _ = permit;
@@ -220,7 +220,7 @@ impl Gateway {
         let key = call.key()?.to_owned();
         let bucket_facts = self.bucket_facts(&bucket).await?;
         if bucket_facts.profile == Profile::Native {
-            return self.forward_read(&mut call).await;
+            return self.pass_read(&mut call).await;
         }
         if !bucket_facts.lock.enabled {
             return Err(GatewayError::Denied(DenyReason::BucketLockNotEnabled));

@@ -134,7 +134,7 @@ impl Gateway {
                 LockRecord::new(object.clone(), lock, source, now).with_backend_since(since);
             self.locks.begin(&record).await?;
             if let Some(since) = since {
-                self.cover(&bucket, since, &lock).await;
+                self.cover(&bucket, since, &lock, &permit).await;
             }
             Some(record)
         };

@@ -32,11 +32,10 @@ use policy::lock::{BackendRetention, Profile};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::backend::ReadMethod;
 use crate::config::Secret;
 use crate::enforce::Gateway;
-use crate::enforce::{Permit, empty_body};
 use crate::ops::audit::{self, Context, Cursor, Filter, Row};
-use crate::s3::op::S3Op;
 use crate::s3::target::{Query, Target};
 
 /// The most rows one page may ask for.
@@ -221,24 +220,18 @@ impl Admin {
             },
         });
         // The backend answers (any HTTP answer will do).
-        let reached = match Permit::read(S3Op::ListBuckets, &Method::GET) {
-            Ok(permit) => gw
-                .send(
-                    Method::GET,
-                    &Target {
-                        bucket: None,
-                        key: None,
-                    },
-                    None,
-                    http::HeaderMap::new(),
-                    empty_body(),
-                    crate::backend::Payload::Unsigned,
-                    permit,
-                )
-                .await
-                .map(|r| r.status()),
-            Err(e) => Err(e),
-        };
+        let reached = gw
+            .read(
+                ReadMethod::Get,
+                &Target {
+                    bucket: None,
+                    key: None,
+                },
+                None,
+                http::HeaderMap::new(),
+            )
+            .await
+            .map(|r| r.status());
         checks.push(match reached {
             Ok(status) => Check {
                 name: "backend".into(),

@@ -9,17 +9,15 @@
 //! Gateway-profile buckets found holding locks are marked lock-enabled; a bucket's default
 //! retention lives only in the index and must be set again after the index is lost.
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use policy::index::{LockRecord, LockSource};
 use policy::lock::{ObjectRef, Profile};
 
-use crate::backend::Payload;
+use crate::backend::ReadMethod;
 use crate::enforce::Gateway;
-use crate::enforce::{Permit, empty_body};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
-use crate::s3::op::S3Op;
 use crate::s3::target::{Target, encode_query_value};
 
 /// What a rebuild found.
@@ -96,14 +94,11 @@ impl Gateway {
             key: None,
         };
         let resp = self
-            .send(
-                Method::GET,
+            .read(
+                ReadMethod::Get,
                 &target,
                 (!query.is_empty()).then_some(query),
                 HeaderMap::new(),
-                empty_body(),
-                Payload::Unsigned,
-                Permit::read(S3Op::ListObjectsV2, &Method::GET)?,
             )
             .await?;
         let status = resp.status();

@@ -8,6 +8,9 @@
 //! aborts a policy still InProgress. An InProgress policy already protects, and lapses 24 hours
 //! after its creation unless it is locked. Requests go to `<bucket>.<endpoint>` and are signed
 //! with OSS's V4 signature.
+//!
+//! What must never be here: a call that weakens a policy. The client starts, locks and raises
+//! policies only (there is no abort), and it raises one only for a write the policy allowed.
 
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use http_body_util::BodyExt;
 use policy::lock::BackendRetention;
 
 use super::sign::{self, Signable, SigningScope, UNSIGNED_PAYLOAD};
-use crate::backend::{BackendSetupError, HttpClient, ProxyBody, error_chain, http_client};
+use crate::backend::{BackendSetupError, HttpClient, Permit, ProxyBody, error_chain, http_client};
 use crate::config::{OssSettings, Secret};
 use crate::s3::lock_xml;
 
@@ -202,11 +205,18 @@ impl WormClient {
         refused(status, &String::from_utf8_lossy(&reply))
     }
 
-    /// `POST /?wormExtend&wormId=ID`: raises a locked policy's period to `days`.
+    /// `POST /?wormExtend&wormId=ID`: raises a locked policy's period to `days`, for a write the
+    /// policy allowed (its `Permit`).
     ///
     /// # Errors
     /// As `get`; OSS refuses a period that is not longer.
-    pub async fn extend(&self, bucket: &str, id: &str, days: u32) -> Result<(), WormError> {
+    pub async fn extend(
+        &self,
+        bucket: &str,
+        id: &str,
+        days: u32,
+        _permit: &Permit,
+    ) -> Result<(), WormError> {
         let body = period_body("ExtendWormConfiguration", days);
         let (status, _, reply) = self
             .call(
@@ -215,17 +225,6 @@ impl WormClient {
                 &[("wormExtend", None), ("wormId", Some(id))],
                 Some(body),
             )
-            .await?;
-        refused(status, &String::from_utf8_lossy(&reply))
-    }
-
-    /// `DELETE /?worm`: drops a policy that is still InProgress.
-    ///
-    /// # Errors
-    /// As `get`; OSS refuses for a locked policy.
-    pub async fn abort(&self, bucket: &str) -> Result<(), WormError> {
-        let (status, _, reply) = self
-            .call(Method::DELETE, bucket, &[("worm", None)], None)
             .await?;
         refused(status, &String::from_utf8_lossy(&reply))
     }
