@@ -157,7 +157,7 @@ pub(crate) async fn immutable_as_denied(
     let body: Bytes = lock_xml::read_capped(output, lock_xml::POLICY_BODY_CAP)
         .await
         .map_err(|e| GatewayError::BackendUnavailable(format!("reading a 409 reply: {e}")))?;
-    if String::from_utf8_lossy(&body).contains("<Code>FileImmutable</Code>") {
+    if lock_xml::error_code(&body).as_deref() == Some("FileImmutable") {
         return Err(GatewayError::BackendRetention);
     }
     let mut out = S3Response::with_status(Body::from(body), status.unwrap_or(StatusCode::CONFLICT));

@@ -460,15 +460,7 @@ impl Gateway {
                 "GetBucketVersioning on {bucket} answered {status}"
             )));
         }
-        let text = String::from_utf8_lossy(&body);
-        let versioning = if text.contains("<Status>Enabled</Status>") {
-            Versioning::Enabled
-        } else if text.contains("<Status>Suspended</Status>") {
-            Versioning::Suspended
-        } else {
-            Versioning::Unversioned
-        };
-        Ok((lock, versioning))
+        Ok((lock, lock_xml::versioning_status(&body)))
     }
 
     /// The lock state of one version: the index, else a HEAD on the backend (whose answer is

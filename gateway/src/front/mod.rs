@@ -80,9 +80,25 @@ impl Gateway {
         let bytes_in = declared_length(&call.headers, "x-amz-decoded-content-length")
             .or_else(|| declared_length(&call.headers, "content-length"))
             .unwrap_or(0);
-        let result = crate::enforce::telemetry::CURRENT
-            .scope(context.clone(), self.dispatch(call))
-            .await;
+        // One span per request: every log line of its handling carries who asked for what.
+        let request_id = req
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.as_str())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "request",
+            id = %request_id,
+            op = op.name(),
+            bucket = context.bucket.as_deref().unwrap_or_default(),
+            key = context.key.as_deref().unwrap_or_default(),
+            user = %user.access_key,
+        );
+        let result = tracing::Instrument::instrument(
+            crate::enforce::telemetry::CURRENT.scope(context.clone(), self.dispatch(call)),
+            span,
+        )
+        .await;
         let (status, bytes_out) = match &result {
             Ok(resp) => (
                 resp.status.unwrap_or(StatusCode::OK).as_u16(),

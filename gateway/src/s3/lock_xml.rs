@@ -159,6 +159,32 @@ pub fn suspends_versioning(bytes: &[u8]) -> Result<bool, GatewayError> {
     }
 }
 
+/// A GetBucketVersioning reply's state: `Enabled`, `Suspended`, or never enabled (no or an
+/// unreadable status).
+#[must_use]
+pub fn versioning_status(reply: &[u8]) -> policy::lock::Versioning {
+    use policy::lock::Versioning;
+    match parse::<dto::VersioningConfiguration>(reply)
+        .ok()
+        .and_then(|v| v.status)
+        .as_ref()
+        .map(dto::BucketVersioningStatus::as_str)
+    {
+        Some("Enabled") => Versioning::Enabled,
+        Some("Suspended") => Versioning::Suspended,
+        _ => Versioning::Unversioned,
+    }
+}
+
+/// The `<Code>` of an S3 (or OSS) error body, if it is one.
+#[must_use]
+pub fn error_code(reply: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(reply).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = start + text[start..].find("</Code>")?;
+    Some(text[start..end].trim().to_owned())
+}
+
 /// One key of a DeleteObjects request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteKey {
@@ -439,6 +465,28 @@ mod tests {
             parse_delete(rendered.as_bytes()).expect("round trip").0,
             keys
         );
+    }
+
+    #[test]
+    fn versioning_and_error_replies_are_read() {
+        use policy::lock::Versioning;
+        let v = |s: &str| versioning_status(s.as_bytes());
+        assert_eq!(
+            v(
+                r#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#
+            ),
+            Versioning::Enabled
+        );
+        assert_eq!(
+            v("<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>"),
+            Versioning::Suspended
+        );
+        assert_eq!(v("<VersioningConfiguration/>"), Versioning::Unversioned);
+        assert_eq!(
+            error_code(b"<Error><Code>FileImmutable</Code><Message>m</Message></Error>").as_deref(),
+            Some("FileImmutable")
+        );
+        assert_eq!(error_code(b"<Error/>"), None);
     }
 
     #[test]
