@@ -11,6 +11,7 @@ use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
 use crate::enforce::ok_empty;
+use crate::enforce::profile::Carried;
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
@@ -60,11 +61,8 @@ impl Gateway {
             .await?;
         let mut headers = backend_headers(&call.headers);
         let native = bucket_facts.profile == Profile::Native;
-        if native && lock_enabled {
-            headers.insert(
-                lock_headers::BUCKET_LOCK_ENABLED,
-                http::HeaderValue::from_static("true"),
-            );
+        if lock_enabled {
+            Carried::BucketLock.onto(bucket_facts.profile, &mut headers);
         }
         let resp = self.forward(&mut call, headers, permit).await?;
         if resp.status().is_success() && !native {

@@ -13,6 +13,7 @@ use policy::rules::{Action, Bypass, Decision, DenyReason, VersionSpec, VersionSt
 use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
+use crate::enforce::profile::Carried;
 use crate::enforce::{BucketFacts, Permit, refusal_of};
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
@@ -60,9 +61,11 @@ impl Gateway {
         &self,
         mut call: Call<'_>,
     ) -> Result<S3Response<Body>, GatewayError> {
-        let bucket = call.bucket()?.to_owned();
-        let key = call.key()?.to_owned();
-        let version_id = call.query.get("versionId").map(str::to_owned);
+        let ObjectRef {
+            bucket,
+            key,
+            version_id,
+        } = call.object()?;
         let bypass = lock_headers::bypass(&call.headers)?;
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let object = object_ref(&bucket, &key, version_id.as_deref(), bucket_facts.profile);
@@ -76,9 +79,7 @@ impl Gateway {
             .await?;
 
         let mut headers = backend_headers(&call.headers);
-        if bucket_facts.profile == Profile::Native {
-            lock_headers::set_bypass(&mut headers, bypass, call.user.permissions);
-        }
+        Carried::Bypass(bypass, call.user.permissions).onto(bucket_facts.profile, &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         if resp.status().is_success()
             && matches!(facts.target, VersionState::Known(l) if !l.is_empty())
@@ -204,9 +205,7 @@ impl Gateway {
             quiet,
         );
         let mut headers = backend_headers(&call.headers);
-        if bucket_facts.profile == Profile::Native {
-            lock_headers::set_bypass(&mut headers, bypass, call.user.permissions);
-        }
+        Carried::Bypass(bypass, call.user.permissions).onto(bucket_facts.profile, &mut headers);
         call.set_body(Bytes::from(new_body), &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         if !resp.status().is_success() {

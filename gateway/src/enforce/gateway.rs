@@ -29,12 +29,17 @@ pub struct Gateway {
     pub(crate) telemetry: crate::enforce::telemetry::Telemetry,
 }
 
-/// One authenticated, classified request on its way through the gateway.
+/// One authenticated, classified request on its way through the gateway: what it acts on is
+/// resolved once, by the front, and every handler reads it from here.
 pub(crate) struct Call<'a> {
     pub user: &'a User,
     pub op: S3Op,
     pub method: Method,
     pub target: Target,
+    /// `versionId`, when the request names a version.
+    pub version_id: Option<String>,
+    /// `uploadId`, when the request belongs to a multipart upload.
+    pub upload_id: Option<String>,
     pub query: Query,
     /// The client's headers, as s3s verified them.
     pub headers: HeaderMap,
@@ -58,6 +63,15 @@ impl Call<'_> {
             .key
             .as_deref()
             .ok_or_else(|| GatewayError::InvalidRequest("this request needs a key".into()))
+    }
+
+    /// The object (and version) an object request acts on.
+    pub fn object(&self) -> Result<policy::lock::ObjectRef, GatewayError> {
+        Ok(policy::lock::ObjectRef::new(
+            self.bucket()?,
+            self.key()?,
+            self.version_id.as_deref(),
+        ))
     }
 
     /// Takes the body to read it; it must be replaced (`set_body`) before forwarding.

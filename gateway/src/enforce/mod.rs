@@ -21,6 +21,7 @@ mod deletes;
 mod gateway;
 mod group_flush;
 mod key_locks;
+mod profile;
 mod retention;
 pub mod telemetry;
 mod writes;
@@ -226,7 +227,7 @@ impl Gateway {
                 let resp = self.forward(&mut call, headers, permit).await?;
                 if call.op == S3Op::AbortMultipartUpload
                     && resp.status().is_success()
-                    && let Some(id) = call.query.get("uploadId")
+                    && let Some(id) = call.upload_id.as_deref()
                 {
                     // The lock it would have carried goes with it.
                     self.locks.index.remove_upload(id)?;

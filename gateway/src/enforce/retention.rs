@@ -13,6 +13,7 @@ use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
 use crate::enforce::ok_empty;
+use crate::enforce::profile::Carried;
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
@@ -93,9 +94,11 @@ impl Gateway {
         action: Action,
         source: LockSource,
     ) -> Result<S3Response<Body>, GatewayError> {
-        let bucket = call.bucket()?.to_owned();
-        let key = call.key()?.to_owned();
-        let version_id = call.query.get("versionId").map(str::to_owned);
+        let ObjectRef {
+            bucket,
+            key,
+            version_id,
+        } = call.object()?;
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let native = bucket_facts.profile == Profile::Native;
 
@@ -151,7 +154,7 @@ impl Gateway {
             // client's text, which the backend could read differently.
             let mut headers = backend_headers(&call.headers);
             if let Action::PutRetention { bypass, .. } = action {
-                lock_headers::set_bypass(&mut headers, bypass, call.user.permissions);
+                Carried::Bypass(bypass, call.user.permissions).onto(Profile::Native, &mut headers);
             }
             call.set_body(Bytes::from(change.render()), &mut headers);
             self.forward(&mut call, headers, permit).await?

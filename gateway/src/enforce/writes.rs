@@ -14,6 +14,7 @@ use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
 use crate::enforce::Permit;
+use crate::enforce::profile::Carried;
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
@@ -76,7 +77,7 @@ impl Gateway {
         let key = call.key()?.to_owned();
         let facts_of_bucket = self.bucket_facts(&bucket).await?;
         let bypass = lock_headers::bypass(&call.headers)?;
-        let upload_id = call.query.get("uploadId").map(str::to_owned);
+        let upload_id = call.upload_id.clone();
 
         let (lock, source) = match (&call.op, &upload_id) {
             // The lock fixed when the upload began: the same date the object's metadata carries,
@@ -107,19 +108,13 @@ impl Gateway {
         if call.op == S3Op::CopyObject {
             canonical_directive(&mut headers)?;
         }
-        if facts_of_bucket.profile == Profile::Native {
-            // The lock a multipart upload carries was given when it began.
-            if call.op != S3Op::CompleteMultipartUpload && source == LockSource::Header {
-                lock_headers::set_requested(&mut headers, &lock);
-            }
-        } else {
-            if call.op == S3Op::CopyObject {
-                self.copy_keeps_source_metadata(&call, &mut headers, &lock)
-                    .await?;
-            }
-            if call.op != S3Op::CompleteMultipartUpload {
-                lock_headers::set_metadata(&mut headers, &lock);
-            }
+        if facts_of_bucket.profile != Profile::Native && call.op == S3Op::CopyObject {
+            self.copy_keeps_source_metadata(&call, &mut headers, &lock)
+                .await?;
+        }
+        // The lock a multipart upload carries was given when it began.
+        if call.op != S3Op::CompleteMultipartUpload {
+            Carried::NewVersion(lock, source).onto(facts_of_bucket.profile, &mut headers);
         }
 
         let retention_backend = facts_of_bucket.profile == Profile::BucketRetention;
@@ -206,13 +201,7 @@ impl Gateway {
         let facts = self.facts(&call, &facts_of_bucket);
         let permit = self.decide(Action::StartUpload { lock }, &facts).await?;
         let mut headers = backend_headers(&call.headers);
-        if facts_of_bucket.profile == Profile::Native {
-            if source == LockSource::Header {
-                lock_headers::set_requested(&mut headers, &lock);
-            }
-        } else {
-            lock_headers::set_metadata(&mut headers, &lock);
-        }
+        Carried::NewVersion(lock, source).onto(facts_of_bucket.profile, &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
         if lock.is_empty() || !resp.status().is_success() {
             return Ok(reply(resp));

@@ -66,6 +66,8 @@ impl Gateway {
             op,
             method: req.method,
             target,
+            version_id: query.get("versionId").map(str::to_owned),
+            upload_id: query.get("uploadId").map(str::to_owned),
             query,
             headers: req.headers,
             body: Some(req.input),

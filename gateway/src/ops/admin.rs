@@ -16,7 +16,6 @@
 //! - `GET /audit/summary`: per bucket, JSON.
 //! - `GET /audit/events`: the decision log, denials first, JSON lines (`limit`, default 1000).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,12 +24,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use policy::index::{LockIndex, LockRecord};
 use policy::lock::{BackendRetention, Profile};
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 use crate::backend::ReadMethod;
 use crate::config::Secret;
@@ -45,7 +41,7 @@ pub const LAPSE_WARNING: TimeDelta = TimeDelta::hours(6);
 /// How old the locked-version gauges may be when `/metrics` is scraped.
 const GAUGES_MAX_AGE: Duration = Duration::from_secs(60);
 
-type AdminBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type AdminBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The admin service. It holds the gateway weakly: once the S3 listener has stopped, the index
 /// is closed and the admin answers 503, instead of keeping either alive.
@@ -101,42 +97,8 @@ impl Admin {
         }
     }
 
-    /// Serves until `shutdown` completes.
-    ///
-    /// # Errors
-    /// Never for a single bad connection.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> std::io::Result<()> {
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                res = listener.accept() => match res {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "admin accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = shutdown.as_mut() => return Ok(()),
-            };
-            let admin = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let admin = admin.clone();
-                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    }
-
-    async fn handle(&self, req: Request<Incoming>) -> Response<AdminBody> {
+    /// Answers one request of the admin listener.
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<AdminBody> {
         let path = req.uri().path().to_owned();
         if req.method() != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");

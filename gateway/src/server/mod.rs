@@ -430,6 +430,36 @@ fn keep_mark(
     Ok((stop, thread))
 }
 
+impl crate::ops::admin::Admin {
+    /// Serves the admin listener until `shutdown` completes, on the same accept loop as the S3
+    /// listener (header read timeout, connection cap).
+    ///
+    /// # Errors
+    /// Never for a single bad connection.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let service = service_fn(move |req| {
+            let admin = self.clone();
+            async move { Ok::<_, std::convert::Infallible>(admin.handle(req).await) }
+        });
+        serve(
+            listener,
+            None,
+            service,
+            shutdown,
+            Duration::from_secs(1),
+            Limits {
+                max_connections: 64,
+                ..Limits::DEFAULT
+            },
+        )
+        .await
+    }
+}
+
 /// What one listener allows its clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -450,7 +480,7 @@ impl Limits {
 }
 
 /// Accept loop shared by the gateway and the embedded store.
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     service: S,
@@ -459,15 +489,16 @@ pub(crate) async fn serve<S>(
     limits: Limits,
 ) -> std::io::Result<()>
 where
-    S: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<s3s::Body>,
-            Error = s3s::HttpError,
-        > + Clone
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
         + Send
         + Sync
         + 'static,
     S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = ConnBuilder::new(TokioExecutor::new());
     builder
