@@ -1,0 +1,261 @@
+//! Facts: the bucket's profile, lock and versioning, and one version's lock state, from the
+//! index first and from the backend where the index does not know.
+
+use http::{HeaderMap, StatusCode};
+use policy::index::{LockRecord, LockSource};
+use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
+use policy::rules::{BucketContents, Facts, VersionState};
+use s3s::Body;
+
+use crate::backend::ReadMethod;
+use crate::error::GatewayError;
+use crate::s3::lock_headers;
+use crate::s3::lock_xml;
+use crate::s3::target::Target;
+
+use crate::enforce::{Call, Gateway};
+
+/// The lock state of the bucket as the request path needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketFacts {
+    pub profile: Profile,
+    pub lock: BucketLock,
+    pub versioning: Versioning,
+}
+
+/// What a HEAD on the backend said about one version.
+pub(crate) struct Inspected {
+    pub state: VersionState,
+    /// The version id the backend reported (`x-amz-version-id`), if any.
+    pub version_id: Option<String>,
+    /// The HEAD reply's headers, when a HEAD was made and found the version.
+    pub head: Option<HeaderMap>,
+    /// The version is a delete marker.
+    pub delete_marker: bool,
+}
+
+impl Gateway {
+    /// Facts for an action that depends only on the caller.
+    pub(crate) fn plain_facts(&self, call: &Call<'_>) -> Result<Facts, GatewayError> {
+        Ok(Facts {
+            caller: call.user.permissions,
+            profile: self.locks.profile_of(call.bucket()?),
+            bucket: BucketLock::default(),
+            versioning: Versioning::Unversioned,
+            target: VersionState::Unknown,
+            contents: BucketContents::Unknown,
+        })
+    }
+
+    /// Facts with the bucket's lock state filled in. The target version and the bucket's
+    /// contents start unknown: an action that needs them and was not told fails closed.
+    pub(crate) fn facts(&self, call: &Call<'_>, bucket: &BucketFacts) -> Facts {
+        Facts {
+            caller: call.user.permissions,
+            profile: bucket.profile,
+            bucket: bucket.lock,
+            versioning: bucket.versioning,
+            target: VersionState::Unknown,
+            contents: BucketContents::Unknown,
+        }
+    }
+
+    /// The bucket's profile, lock configuration and versioning.
+    pub(crate) async fn bucket_facts(&self, bucket: &str) -> Result<BucketFacts, GatewayError> {
+        let profile = self.locks.profile_of(bucket);
+        match profile {
+            Profile::Native => {
+                if let Some(known) = self.locks.native_buckets.get(bucket) {
+                    let (lock, versioning) = *known;
+                    return Ok(BucketFacts {
+                        profile,
+                        lock,
+                        versioning,
+                    });
+                }
+                let (lock, versioning) = self.ask_native_bucket(bucket).await?;
+                self.locks
+                    .native_buckets
+                    .insert(bucket.to_owned(), (lock, versioning));
+                Ok(BucketFacts {
+                    profile,
+                    lock,
+                    versioning,
+                })
+            }
+            // The backend keeps one version per key (or is treated so: the stricter view).
+            Profile::Gateway => Ok(BucketFacts {
+                profile,
+                lock: self
+                    .locks
+                    .index
+                    .bucket(bucket)?
+                    .map(|r| r.lock)
+                    .unwrap_or_default(),
+                versioning: Versioning::Unversioned,
+            }),
+            // The backend's bucket retention stands for object lock: it is always enabled,
+            // with the default retention the gateway applies.
+            Profile::BucketRetention => Ok(BucketFacts {
+                profile,
+                lock: BucketLock {
+                    enabled: true,
+                    default_retention: self
+                        .locks
+                        .index
+                        .bucket(bucket)?
+                        .and_then(|r| r.lock.default_retention),
+                },
+                versioning: Versioning::Unversioned,
+            }),
+        }
+    }
+
+    /// Reads a small backend reply whole (bucket configuration XML).
+    pub(crate) async fn backend_get(
+        &self,
+        bucket: &str,
+        sub: &str,
+    ) -> Result<(StatusCode, bytes::Bytes), GatewayError> {
+        let target = Target {
+            bucket: Some(bucket.to_owned()),
+            key: None,
+        };
+        let resp = self
+            .read(ReadMethod::Get, &target, Some(sub), HeaderMap::new())
+            .await?;
+        let status = resp.status();
+        let body = lock_xml::read_capped(Body::from(resp.into_body()), lock_xml::POLICY_BODY_CAP)
+            .await
+            .map_err(|e| GatewayError::BackendUnavailable(format!("reading {sub}: {e}")))?;
+        Ok((status, body))
+    }
+
+    /// What a native backend says of a bucket's lock and versioning.
+    pub(crate) async fn ask_native_bucket(
+        &self,
+        bucket: &str,
+    ) -> Result<(BucketLock, Versioning), GatewayError> {
+        let (status, body) = self.backend_get(bucket, "object-lock=").await?;
+        let lock = if status.is_success() {
+            lock_xml::parse_lock_configuration(&body).unwrap_or_default()
+        } else if status == StatusCode::NOT_FOUND {
+            BucketLock::default()
+        } else {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "GetObjectLockConfiguration on {bucket} answered {status}"
+            )));
+        };
+        if lock.enabled {
+            // Lock implies versioning, for good.
+            return Ok((lock, Versioning::Enabled));
+        }
+        let (status, body) = self.backend_get(bucket, "versioning=").await?;
+        if status == StatusCode::NOT_FOUND {
+            // No such bucket: nothing in it to protect.
+            return Ok((lock, Versioning::Unversioned));
+        }
+        if !status.is_success() {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "GetBucketVersioning on {bucket} answered {status}"
+            )));
+        }
+        Ok((lock, lock_xml::versioning_status(&body)))
+    }
+
+    /// The lock state of one version: the index, else a HEAD on the backend (whose answer is
+    /// remembered in the index when it carries a lock). `always_head` forces the HEAD (the
+    /// caller needs the object's headers).
+    pub(crate) async fn inspect(
+        &self,
+        object: &ObjectRef,
+        always_head: bool,
+    ) -> Result<Inspected, GatewayError> {
+        // A HEAD is needed anyway when the caller wants the object's headers.
+        if !always_head && let Some(record) = self.locks.index.get(object)? {
+            return Ok(Inspected {
+                state: VersionState::Known(record.lock),
+                version_id: object.version_id.clone(),
+                head: None,
+                delete_marker: false,
+            });
+        }
+        let index_missed = !always_head;
+        let resp = self.head_version(object).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let delete_marker = headers
+            .get("x-amz-delete-marker")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        let version_id = headers
+            .get("x-amz-version-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| *v != "null")
+            .map(str::to_owned)
+            .or_else(|| object.version_id.clone());
+        let state = match status {
+            s if s.is_success() => match lock_headers::from_backend(&headers) {
+                Some(lock) => {
+                    // The index may know this version under the id the HEAD revealed.
+                    let resolved = ObjectRef {
+                        version_id: version_id.clone(),
+                        ..object.clone()
+                    };
+                    let known = if index_missed && resolved == *object {
+                        None
+                    } else {
+                        self.locks.index.get(&resolved)?
+                    };
+                    let known_lock = known.map(|r| r.lock);
+                    let lock = known_lock.map_or(lock, |k| k.strictest(lock));
+                    // Remember what the backend showed, unless the index already says it.
+                    if !lock.is_empty() && known_lock != Some(lock) {
+                        self.locks.index.put(&LockRecord::new(
+                            resolved,
+                            lock,
+                            LockSource::Backend,
+                            self.locks.now(),
+                        ))?;
+                    }
+                    VersionState::Known(lock)
+                }
+                None => VersionState::Unknown,
+            },
+            StatusCode::NOT_FOUND => VersionState::Absent,
+            // HEAD of a delete marker by version id.
+            StatusCode::METHOD_NOT_ALLOWED if delete_marker => VersionState::Absent,
+            _ => {
+                tracing::warn!(bucket = %object.bucket, key = %object.key, %status, "lock state unknown");
+                VersionState::Unknown
+            }
+        };
+        Ok(Inspected {
+            state,
+            version_id,
+            head: status.is_success().then_some(headers),
+            delete_marker,
+        })
+    }
+
+    /// HEAD of one version on the backend (the gateway's own read, for facts).
+    pub(crate) async fn head_version(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
+        let target = Target {
+            bucket: Some(object.bucket.clone()),
+            key: Some(object.key.clone()),
+        };
+        let query = object
+            .version_id
+            .as_ref()
+            .map(|v| format!("versionId={}", crate::s3::target::encode_query_value(v)));
+        self.read(
+            ReadMethod::Head,
+            &target,
+            query.as_deref(),
+            HeaderMap::new(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,115 @@
+//! What enforcement keeps: the lock index (with its shared flushes), the buckets' profiles,
+//! the rules' settings, the per-key locks, the trusted clock, and what the backends said of
+//! their buckets.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use policy::index::{BucketRecord, LockIndex, LockRecord};
+use policy::lock::{BucketLock, Profile, Versioning};
+use policy::rules::PolicyConfig;
+
+use crate::backend::oss::worm::{BucketWorm, WormClient};
+use crate::config::LockSettings;
+use crate::enforce::clock::TrustedTime;
+use crate::enforce::group_flush::GroupFlush;
+use crate::enforce::key_locks::KeyLocks;
+use crate::error::GatewayError;
+
+/// Everything enforcement keeps: the index, the per-bucket profiles, the rules' settings, the
+/// per-key locks, and what native backends said about their buckets.
+pub struct Locks {
+    pub(crate) index: Arc<dyn LockIndex>,
+    /// Flushes of `index`, shared by concurrent writes.
+    flusher: GroupFlush,
+    settings: LockSettings,
+    pub(crate) policy: PolicyConfig,
+    pub(crate) keys: KeyLocks,
+    pub(crate) native_buckets: DashMap<String, (BucketLock, Versioning)>,
+    pub(crate) time: Arc<TrustedTime>,
+    /// OSS's own API, for `bucket-retention` buckets.
+    pub(crate) worm: Option<WormClient>,
+    /// What OSS last said of each `bucket-retention` bucket's policy.
+    pub(crate) worms: DashMap<String, BucketWorm>,
+}
+
+impl Locks {
+    #[must_use]
+    pub fn new(index: Arc<dyn LockIndex>, settings: LockSettings) -> Self {
+        let policy = PolicyConfig {
+            max_retention_days: settings.max_retention_days,
+        };
+        Self {
+            flusher: GroupFlush::start(&index),
+            index,
+            settings,
+            policy,
+            keys: KeyLocks::default(),
+            native_buckets: DashMap::new(),
+            time: Arc::new(TrustedTime::system()),
+            worm: None,
+            worms: DashMap::new(),
+        }
+    }
+
+    /// Decides at the time `time` tells.
+    #[must_use]
+    pub fn with_time(self, time: Arc<TrustedTime>) -> Self {
+        Self { time, ..self }
+    }
+
+    /// Reaches OSS's own API through `worm` (for `bucket-retention` buckets).
+    #[must_use]
+    pub fn with_worm(self, worm: WormClient) -> Self {
+        Self {
+            worm: Some(worm),
+            ..self
+        }
+    }
+
+    /// Changes a bucket's record in the index (a fresh one if it has none), keeping what the
+    /// change does not touch; writes only when something changed.
+    pub(crate) fn update_bucket(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketRecord),
+    ) -> Result<(), GatewayError> {
+        let old = self.index.bucket(bucket)?;
+        let mut record = old
+            .clone()
+            .unwrap_or_else(|| BucketRecord::new(BucketLock::default()));
+        change(&mut record);
+        if old.as_ref() != Some(&record) {
+            self.index.put_bucket(bucket, &record)?;
+        }
+        Ok(())
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &LockSettings {
+        &self.settings
+    }
+
+    #[must_use]
+    pub fn profile_of(&self, bucket: &str) -> Profile {
+        self.settings.profile_of(bucket)
+    }
+
+    /// Forgets what a native backend said about a bucket (after a change through the gateway).
+    pub(crate) fn forget_bucket(&self, bucket: &str) {
+        self.native_buckets.remove(bucket);
+    }
+
+    /// The clock every decision uses.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.time.now()
+    }
+
+    /// Records a pending lock and returns once it is on disk: the write it protects may go to
+    /// the backend only after this.
+    pub(crate) async fn begin(&self, record: &LockRecord) -> Result<(), GatewayError> {
+        self.index.begin(record)?;
+        self.flusher.flush().await
+    }
+}
