@@ -152,7 +152,7 @@ fn audit(
     summary: bool,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
-    use wormgate::ops::audit::{Context, Row};
+    use wormgate::ops::audit::Context;
 
     let settings = settings_from(config)?;
     let locks = &settings.locks;
@@ -172,94 +172,14 @@ fn audit(
         backend_of: &backend_of,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if summary {
-        let configured: Vec<String> = settings.locks.bucket_profiles.keys().cloned().collect();
-        let buckets = wormgate::ops::audit::summary(index.as_ref(), &cx, &configured)?;
-        match format {
-            AuditFormat::Jsonl | AuditFormat::Csv => {
-                for b in &buckets {
-                    writeln!(out, "{}", serde_json::to_string(b)?)?;
-                }
-            }
-            AuditFormat::Table => {
-                writeln!(
-                    out,
-                    "{:<24} {:<16} {:<10} {:>6} {:>8} {:<24} {:>5} {:>6} {:>5}",
-                    "BUCKET",
-                    "PROFILE",
-                    "BACKEND",
-                    "DAYS",
-                    "LOCKED",
-                    "EARLIEST",
-                    "<7D",
-                    "<30D",
-                    "GAPS"
-                )?;
-                for b in &buckets {
-                    writeln!(
-                        out,
-                        "{:<24} {:<16} {:<10} {:>6} {:>8} {:<24} {:>5} {:>6} {:>5}",
-                        b.bucket,
-                        b.profile,
-                        b.backend_state.unwrap_or("-"),
-                        b.backend_period_days.map_or("-".into(), |d| d.to_string()),
-                        b.locked_versions,
-                        b.earliest_retain_until.as_deref().unwrap_or("-"),
-                        b.expiring_within_7_days,
-                        b.expiring_within_30_days,
-                        b.gaps
-                    )?;
-                }
-            }
-        }
-        return Ok(out.flush()?);
-    }
-    if matches!(format, AuditFormat::Csv) {
-        out.write_all(Row::CSV_HEADER.as_bytes())?;
-    }
-    if matches!(format, AuditFormat::Table) {
-        writeln!(
-            out,
-            "{:<20} {:<28} {:<10} {:<24} {:<4} {:<8} {:<24} {:>8}",
-            "BUCKET", "KEY", "MODE", "RETAIN-UNTIL", "HOLD", "BY", "BACKEND-FLOOR", "GAP-DAYS"
-        )?;
-    }
-    let mut cursor = None;
-    loop {
-        let (rows, next) = wormgate::ops::audit::page(
-            index.as_ref(),
-            filter,
-            &cx,
-            cursor,
-            wormgate::ops::audit::PAGE,
-        )?;
-        for r in &rows {
-            match format {
-                AuditFormat::Jsonl => out.write_all(r.json_line().as_bytes())?,
-                AuditFormat::Csv => out.write_all(r.csv_line().as_bytes())?,
-                AuditFormat::Table => writeln!(
-                    out,
-                    "{:<20} {:<28} {:<10} {:<24} {:<4} {:<8} {:<24} {:>8}",
-                    r.bucket,
-                    r.key,
-                    r.mode.unwrap_or("-"),
-                    r.retain_until.as_deref().unwrap_or("-"),
-                    if r.legal_hold { "ON" } else { "-" },
-                    r.protected_by,
-                    r.backend_floor.as_deref().unwrap_or("-"),
-                    match (r.gap, r.gap_seconds) {
-                        (false, _) => "-".to_owned(),
-                        (true, None) => "hold".to_owned(),
-                        (true, Some(s)) => format!("{:.1}", s as f64 / 86_400.0),
-                    }
-                )?,
-            }
-        }
-        match next {
-            Some(n) => cursor = Some(n),
-            None => break,
-        }
-    }
+    let configured: Vec<String> = settings.locks.bucket_profiles.keys().cloned().collect();
+    let format = match format {
+        AuditFormat::Table => wormgate::ops::audit::Format::Table,
+        AuditFormat::Csv => wormgate::ops::audit::Format::Csv,
+        AuditFormat::Jsonl => wormgate::ops::audit::Format::Jsonl,
+    };
+    let summary = summary.then_some(configured.as_slice());
+    wormgate::ops::audit::export(index.as_ref(), &cx, filter, format, summary, &mut out)?;
     Ok(out.flush()?)
 }
 
@@ -355,75 +275,13 @@ async fn rebuild(config: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn verify(config: Option<PathBuf>) -> anyhow::Result<()> {
-    use wormgate::ops::verify::FindingKind;
     let settings = settings_from(config.as_ref())?;
     let server = Server::new(&settings).await.context("cannot start")?;
     let report = server
         .verify_index()
         .await
         .context("index verify could not finish")?;
-    let show = |l: Option<policy::lock::ObjectLock>| {
-        let Some(l) = l else {
-            return "-".to_owned();
-        };
-        let mut parts = Vec::new();
-        if let Some(r) = l.retention {
-            parts.push(format!(
-                "{} until {}",
-                r.mode.as_s3(),
-                r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ));
-        }
-        if l.legal_hold == policy::lock::LegalHold::On {
-            parts.push("legal hold".to_owned());
-        }
-        if parts.is_empty() {
-            "none".to_owned()
-        } else {
-            parts.join(" + ")
-        }
-    };
-    for f in &report.findings {
-        let o = &f.object;
-        println!(
-            "{:<15} {}/{}{} index: {} backend: {}{}{}",
-            f.kind.as_str(),
-            o.bucket,
-            o.key,
-            o.version_id
-                .as_deref()
-                .map_or_else(String::new, |v| format!(" (version {v})")),
-            show(f.index),
-            show(f.backend),
-            match (f.kind, f.present) {
-                (FindingKind::Pending, Some(true)) => " object present",
-                (FindingKind::Pending, _) => " object absent (the write never reached the backend)",
-                _ => "",
-            },
-            f.kind
-                .stricter_side()
-                .map_or_else(String::new, |side| format!(" stricter: {side}"))
-        );
-    }
-    let kinds = [
-        FindingKind::Lost,
-        FindingKind::Unindexed,
-        FindingKind::IndexWeaker,
-        FindingKind::IndexStricter,
-        FindingKind::Pending,
-    ];
-    let counts: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("{} {}", report.count(*k), k.as_str()))
-        .collect();
-    println!(
-        "verified {} buckets, {} versions: {} agree, {} unreadable, {}",
-        report.buckets,
-        report.versions,
-        report.agree,
-        report.unreadable,
-        counts.join(", ")
-    );
+    print!("{}", report.render());
     if report.has_loss() {
         anyhow::bail!("the index and the backend disagree in a way that weakens a lock");
     }

@@ -345,3 +345,113 @@ pub fn summary(
         })
         .collect())
 }
+
+/// How the offline audit is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Jsonl,
+}
+
+/// The offline audit (`wormgate audit`): every row the filter selects, page by page, or the
+/// per-bucket summary (with the configured buckets), written to `out` in `format`.
+///
+/// # Errors
+/// The index cannot be read, or `out` cannot be written.
+#[allow(clippy::cast_precision_loss)]
+pub fn export(
+    index: &dyn LockIndex,
+    cx: &Context<'_>,
+    filter: &Filter,
+    format: Format,
+    summary: Option<&[String]>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    if let Some(configured) = summary {
+        let buckets = self::summary(index, cx, configured).map_err(std::io::Error::other)?;
+        match format {
+            Format::Jsonl | Format::Csv => {
+                for b in &buckets {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(b).map_err(std::io::Error::other)?
+                    )?;
+                }
+            }
+            Format::Table => {
+                writeln!(
+                    out,
+                    "{:<24} {:<16} {:<10} {:>6} {:>8} {:<24} {:>5} {:>6} {:>5}",
+                    "BUCKET",
+                    "PROFILE",
+                    "BACKEND",
+                    "DAYS",
+                    "LOCKED",
+                    "EARLIEST",
+                    "<7D",
+                    "<30D",
+                    "GAPS"
+                )?;
+                for b in &buckets {
+                    writeln!(
+                        out,
+                        "{:<24} {:<16} {:<10} {:>6} {:>8} {:<24} {:>5} {:>6} {:>5}",
+                        b.bucket,
+                        b.profile,
+                        b.backend_state.unwrap_or("-"),
+                        b.backend_period_days.map_or("-".into(), |d| d.to_string()),
+                        b.locked_versions,
+                        b.earliest_retain_until.as_deref().unwrap_or("-"),
+                        b.expiring_within_7_days,
+                        b.expiring_within_30_days,
+                        b.gaps
+                    )?;
+                }
+            }
+        }
+        return out.flush();
+    }
+    if matches!(format, Format::Csv) {
+        out.write_all(Row::CSV_HEADER.as_bytes())?;
+    }
+    if matches!(format, Format::Table) {
+        writeln!(
+            out,
+            "{:<20} {:<28} {:<10} {:<24} {:<4} {:<8} {:<24} {:>8}",
+            "BUCKET", "KEY", "MODE", "RETAIN-UNTIL", "HOLD", "BY", "BACKEND-FLOOR", "GAP-DAYS"
+        )?;
+    }
+    let mut cursor = None;
+    loop {
+        let (rows, next) = page(index, filter, cx, cursor, PAGE).map_err(std::io::Error::other)?;
+        for r in &rows {
+            match format {
+                Format::Jsonl => out.write_all(r.json_line().as_bytes())?,
+                Format::Csv => out.write_all(r.csv_line().as_bytes())?,
+                Format::Table => writeln!(
+                    out,
+                    "{:<20} {:<28} {:<10} {:<24} {:<4} {:<8} {:<24} {:>8}",
+                    r.bucket,
+                    r.key,
+                    r.mode.unwrap_or("-"),
+                    r.retain_until.as_deref().unwrap_or("-"),
+                    if r.legal_hold { "ON" } else { "-" },
+                    r.protected_by,
+                    r.backend_floor.as_deref().unwrap_or("-"),
+                    match (r.gap, r.gap_seconds) {
+                        (false, _) => "-".to_owned(),
+                        (true, None) => "hold".to_owned(),
+                        (true, Some(s)) => format!("{:.1}", s as f64 / 86_400.0),
+                    }
+                )?,
+            }
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    out.flush()
+}

@@ -103,10 +103,86 @@ impl VerifyReport {
             .any(|f| f.kind.stricter_side().is_some())
     }
 
+    /// The report as `wormgate index verify` prints it: a line per finding, naming the stricter
+    /// side, then the counts.
+    #[must_use]
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for f in &self.findings {
+            let o = &f.object;
+            let _ = writeln!(
+                out,
+                "{:<15} {}/{}{} index: {} backend: {}{}{}",
+                f.kind.as_str(),
+                o.bucket,
+                o.key,
+                o.version_id
+                    .as_deref()
+                    .map_or_else(String::new, |v| format!(" (version {v})")),
+                show(f.index),
+                show(f.backend),
+                match (f.kind, f.present) {
+                    (FindingKind::Pending, Some(true)) => " object present",
+                    (FindingKind::Pending, _) => {
+                        " object absent (the write never reached the backend)"
+                    }
+                    _ => "",
+                },
+                f.kind
+                    .stricter_side()
+                    .map_or_else(String::new, |side| format!(" stricter: {side}"))
+            );
+        }
+        let counts: Vec<String> = [
+            FindingKind::Lost,
+            FindingKind::Unindexed,
+            FindingKind::IndexWeaker,
+            FindingKind::IndexStricter,
+            FindingKind::Pending,
+        ]
+        .iter()
+        .map(|k| format!("{} {}", self.count(*k), k.as_str()))
+        .collect();
+        let _ = writeln!(
+            out,
+            "verified {} buckets, {} versions: {} agree, {} unreadable, {}",
+            self.buckets,
+            self.versions,
+            self.agree,
+            self.unreadable,
+            counts.join(", ")
+        );
+        out
+    }
+
     /// Whether any finding means a lock is weaker than promised.
     #[must_use]
     pub fn has_loss(&self) -> bool {
         self.findings.iter().any(|f| f.kind.is_loss())
+    }
+}
+
+/// A lock in a verify line: `COMPLIANCE until …`, `legal hold`, `none`, or `-` when unknown.
+fn show(lock: Option<ObjectLock>) -> String {
+    let Some(l) = lock else {
+        return "-".to_owned();
+    };
+    let mut parts = Vec::new();
+    if let Some(r) = l.retention {
+        parts.push(format!(
+            "{} until {}",
+            r.mode.as_s3(),
+            r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    if l.legal_hold == policy::lock::LegalHold::On {
+        parts.push("legal hold".to_owned());
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(" + ")
     }
 }
 
