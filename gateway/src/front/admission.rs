@@ -111,11 +111,16 @@ pub fn admit(headers: &mut HeaderMap, raw_query: &Query) -> Result<Signature, Ga
     let signature = Signature::of(headers, raw_query)?;
     match signature {
         Signature::V4Header => {
+            // The components as s3s reads them: after the algorithm, split at commas.
             let signed = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once("SignedHeaders="))
-                .map(|(_, rest)| rest.split([',', ' ']).next().unwrap_or_default())
+                .and_then(|v| v.strip_prefix("AWS4-HMAC-SHA256 "))
+                .and_then(|rest| {
+                    rest.split(',')
+                        .map(str::trim)
+                        .find_map(|c| c.strip_prefix("SignedHeaders="))
+                })
                 .unwrap_or_default()
                 .to_owned();
             refuse_unsigned_headers(headers, &signed)?;
