@@ -31,15 +31,76 @@ fn ident(key: &str, version: Option<&str>) -> ObjectIdentifier {
         .expect("identifier")
 }
 
-/// Every path of the matrix, against one stack. Returns the rendered matrix.
-#[allow(clippy::too_many_lines)]
+/// What every part of the matrix works on: the stack, its clients, a lock bucket and a plain
+/// one, the COMPLIANCE version the first part writes, and the matrix of rows.
+struct Run<'a> {
+    stack: &'a Stack,
+    agent: Client,
+    admin: Client,
+    versioned: bool,
+    bucket: String,
+    plain: String,
+    v_comp: Option<String>,
+    m: Matrix,
+}
+
+/// PutObjectRetention on `bucket`, ready to send.
+fn put_ret(
+    bucket: &str,
+    client: &Client,
+    key: &str,
+    version: Option<String>,
+    r: ObjectLockRetention,
+    bypass: bool,
+) -> aws_sdk_s3::operation::put_object_retention::builders::PutObjectRetentionFluentBuilder {
+    client
+        .put_object_retention()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version)
+        .retention(r)
+        .set_bypass_governance_retention(bypass.then_some(true))
+}
+
+/// Every path of the matrix, against one stack, a part per concern. Returns the rendered matrix.
 async fn run_matrix(stack: &Stack, profile: Profile) -> String {
     let agent = stack.gateway();
-    let admin = stack.admin();
-    let versioned = profile == Profile::Native;
-    let mut m = Matrix::new(profile.as_str());
     let bucket = lock_bucket(&agent, "lock").await;
     let plain = stack.new_bucket("plain").await;
+    let mut run = Run {
+        stack,
+        admin: stack.admin(),
+        agent,
+        versioned: profile == Profile::Native,
+        bucket,
+        plain,
+        v_comp: None,
+        m: Matrix::new(profile.as_str()),
+    };
+
+    Box::pin(compliance_deletes_and_overwrites(&mut run)).await;
+    Box::pin(compliance_retention(&mut run)).await;
+    Box::pin(governance(&mut run)).await;
+    Box::pin(legal_hold(&mut run)).await;
+    Box::pin(batch_deletes(&mut run)).await;
+    Box::pin(copies(&mut run)).await;
+    Box::pin(bad_lock_input(&mut run)).await;
+    Box::pin(bucket_settings(&mut run)).await;
+    Box::pin(defaults(&mut run)).await;
+    Box::pin(presigned(&mut run)).await;
+    Box::pin(expiry(&mut run)).await;
+    Box::pin(reserved_metadata(&mut run)).await;
+    run.m.render()
+}
+
+/// A COMPLIANCE version, an hour long: deleting, overwriting or copying over it is refused.
+async fn compliance_deletes_and_overwrites(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let versioned = run.versioned;
+    let bucket = run.bucket.clone();
+    let plain = run.plain.clone();
+    let m = &mut run.m;
 
     let cfg = outcome(agent.get_object_lock_configuration().bucket(&bucket).send()).await;
     m.check(
@@ -56,13 +117,14 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
 
     // A COMPLIANCE version, an hour long.
     let v_comp = put_locked(
-        &agent,
+        agent,
         &bucket,
         "comp",
         ObjectLockMode::Compliance,
         in_secs(3600),
     )
     .await;
+    run.v_comp = v_comp.clone();
     let head = agent
         .head_object()
         .bucket(&bucket)
@@ -192,42 +254,43 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
             Expect::Locked,
         );
     }
+}
 
-    // Retention changes on the COMPLIANCE version.
-    let put_ret = |client: &Client,
-                   key: &str,
-                   version: Option<String>,
-                   r: ObjectLockRetention,
-                   bypass: bool| {
-        client
-            .put_object_retention()
-            .bucket(&bucket)
-            .key(key)
-            .set_version_id(version)
-            .retention(r)
-            .set_bypass_governance_retention(bypass.then_some(true))
-            .send()
-    };
-    let shorter = outcome(put_ret(
-        &admin,
-        "comp",
-        v_comp.clone(),
-        retention(ObjectLockRetentionMode::Compliance, 60),
-        true,
-    ))
+/// Retention changes on the COMPLIANCE version.
+async fn compliance_retention(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let bucket = run.bucket.clone();
+    let v_comp = run.v_comp.clone();
+    let m = &mut run.m;
+    let shorter = outcome(
+        put_ret(
+            &bucket,
+            admin,
+            "comp",
+            v_comp.clone(),
+            retention(ObjectLockRetentionMode::Compliance, 60),
+            true,
+        )
+        .send(),
+    )
     .await;
     m.check(
         "PutObjectRetention shortening COMPLIANCE (admin, bypass)",
         &shorter,
         Expect::Locked,
     );
-    let downgrade = outcome(put_ret(
-        &admin,
-        "comp",
-        v_comp.clone(),
-        retention(ObjectLockRetentionMode::Governance, 7200),
-        true,
-    ))
+    let downgrade = outcome(
+        put_ret(
+            &bucket,
+            admin,
+            "comp",
+            v_comp.clone(),
+            retention(ObjectLockRetentionMode::Governance, 7200),
+            true,
+        )
+        .send(),
+    )
     .await;
     m.check(
         "PutObjectRetention COMPLIANCE to GOVERNANCE",
@@ -255,13 +318,17 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
             Expect::Refused(cleared.status, "MalformedXML")
         },
     );
-    let extend = outcome(put_ret(
-        &agent,
-        "comp",
-        v_comp.clone(),
-        retention(ObjectLockRetentionMode::Compliance, 7200),
-        false,
-    ))
+    let extend = outcome(
+        put_ret(
+            &bucket,
+            agent,
+            "comp",
+            v_comp.clone(),
+            retention(ObjectLockRetentionMode::Compliance, 7200),
+            false,
+        )
+        .send(),
+    )
     .await;
     m.check(
         "PutObjectRetention extending (backup agent)",
@@ -282,10 +349,17 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         .expect("date")
         .secs();
     assert!(until >= in_secs(7000).secs(), "extension not kept: {until}");
+}
 
-    // GOVERNANCE: bypass needs the permission and the header.
+/// GOVERNANCE: bypass needs the permission and the header.
+async fn governance(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let versioned = run.versioned;
+    let bucket = run.bucket.clone();
+    let m = &mut run.m;
     let v_gov = put_locked(
-        &agent,
+        agent,
         &bucket,
         "gov",
         ObjectLockMode::Governance,
@@ -325,26 +399,34 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         &agent_bypass,
         Expect::Refused(403, "AccessDenied"),
     );
-    let shorten_gov = outcome(put_ret(
-        &agent,
-        "gov",
-        v_gov.clone(),
-        retention(ObjectLockRetentionMode::Governance, 60),
-        false,
-    ))
+    let shorten_gov = outcome(
+        put_ret(
+            &bucket,
+            agent,
+            "gov",
+            v_gov.clone(),
+            retention(ObjectLockRetentionMode::Governance, 60),
+            false,
+        )
+        .send(),
+    )
     .await;
     m.check(
         "PutObjectRetention shortening GOVERNANCE without bypass",
         &shorten_gov,
         Expect::Locked,
     );
-    let shorten_gov = outcome(put_ret(
-        &admin,
-        "gov",
-        v_gov.clone(),
-        retention(ObjectLockRetentionMode::Governance, 1800),
-        true,
-    ))
+    let shorten_gov = outcome(
+        put_ret(
+            &bucket,
+            admin,
+            "gov",
+            v_gov.clone(),
+            retention(ObjectLockRetentionMode::Governance, 1800),
+            true,
+        )
+        .send(),
+    )
     .await;
     m.check(
         "PutObjectRetention shortening GOVERNANCE, admin with bypass",
@@ -366,8 +448,14 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         &admin_bypass,
         Expect::Ok,
     );
+}
 
-    // Legal hold: only with the permission; the bypass does not lift it.
+/// Legal hold: only with the permission; the bypass does not lift it.
+async fn legal_hold(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let bucket = run.bucket.clone();
+    let m = &mut run.m;
     agent
         .put_object()
         .bucket(&bucket)
@@ -469,8 +557,15 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
     )
     .await;
     m.check("DeleteObject after the hold is lifted", &del, Expect::Ok);
+}
 
-    // DeleteObjects: decided key by key, to the end.
+/// DeleteObjects: decided key by key, to the end.
+async fn batch_deletes(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let bucket = run.bucket.clone();
+    let v_comp = run.v_comp.clone();
+    let m = &mut run.m;
     for k in ["free-1", "free-2"] {
         agent
             .put_object()
@@ -536,8 +631,14 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         "DeleteObjects with one locked key among free ones".into(),
         "200: free keys deleted, locked key AccessDenied".into(),
     ));
+}
 
-    // A copy does not inherit the source's lock.
+/// A copy does not inherit the source's lock.
+async fn copies(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let bucket = run.bucket.clone();
+    let v_comp = run.v_comp.clone();
+    let m = &mut run.m;
     let copy = outcome(
         agent
             .copy_object()
@@ -574,8 +675,15 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
     )
     .await;
     m.check("DeleteObject of the unlocked copy", &del, Expect::Ok);
+}
 
-    // Bad lock input.
+/// Bad lock input.
+async fn bad_lock_input(run: &mut Run<'_>) {
+    let stack = run.stack;
+    let agent = &run.agent;
+    let bucket = run.bucket.clone();
+    let plain = run.plain.clone();
+    let m = &mut run.m;
     let url = format!("{}/{bucket}/bad", stack.gateway_url());
     let bad = signed_request(
         "PUT",
@@ -685,8 +793,15 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         &ret_plain,
         Expect::Refused(400, "InvalidRequest"),
     );
+}
 
-    // Bucket settings.
+/// Bucket settings.
+async fn bucket_settings(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let versioned = run.versioned;
+    let bucket = run.bucket.clone();
+    let m = &mut run.m;
     let suspend = outcome(
         admin
             .put_bucket_versioning()
@@ -761,8 +876,15 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         &agent_cfg,
         Expect::Refused(403, "AccessDenied"),
     );
+}
 
-    // Default retention: versions written without headers get it.
+/// Default retention: versions written without headers get it.
+async fn defaults(run: &mut Run<'_>) {
+    let stack = run.stack;
+    let agent = &run.agent;
+    let admin = &run.admin;
+    let bucket = run.bucket.clone();
+    let m = &mut run.m;
     let set_default = outcome(
         admin
             .put_object_lock_configuration()
@@ -828,8 +950,14 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         "PutObjectLockConfiguration with Days 0".into(),
         "400 InvalidArgument".into(),
     ));
+}
 
-    // Presigned requests get the same checks.
+/// Presigned requests get the same checks.
+async fn presigned(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let bucket = run.bucket.clone();
+    let v_comp = run.v_comp.clone();
+    let m = &mut run.m;
     let presigned = agent
         .delete_object()
         .bucket(&bucket)
@@ -849,10 +977,15 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         "Presigned DeleteObject of a locked version".into(),
         "403 AccessDenied".into(),
     ));
+}
 
-    // Expiry: a short retention ends, and then the version may go.
+/// Expiry: a short retention ends, and then the version may go.
+async fn expiry(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let bucket = run.bucket.clone();
+    let m = &mut run.m;
     let v_short = put_locked(
-        &agent,
+        agent,
         &bucket,
         "short",
         ObjectLockMode::Compliance,
@@ -884,8 +1017,13 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
     )
     .await;
     m.check("DeleteObject after retain-until", &late, Expect::Ok);
+}
 
-    // The reserved metadata is the gateway's alone.
+/// The reserved metadata is the gateway's alone.
+async fn reserved_metadata(run: &mut Run<'_>) {
+    let agent = &run.agent;
+    let plain = run.plain.clone();
+    let m = &mut run.m;
     let forged = outcome(
         agent
             .put_object()
@@ -901,8 +1039,6 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         &forged,
         Expect::Refused(400, "InvalidArgument"),
     );
-
-    m.render()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
