@@ -204,7 +204,7 @@ impl GatewayError {
                 use crate::s3::target::TargetError as T;
                 let code = match e {
                     T::NotUtf8 | T::NotAbsolute | T::EmptyBucket => S3ErrorCode::InvalidURI,
-                    T::BadBucketName => S3ErrorCode::InvalidBucketName,
+                    T::BadBucketName | T::ReservedBucketName => S3ErrorCode::InvalidBucketName,
                     T::DotSegment | T::EmptySegment => S3ErrorCode::InvalidArgument,
                     T::KeyTooLong => S3ErrorCode::KeyTooLongError,
                 };

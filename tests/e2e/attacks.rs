@@ -134,6 +134,13 @@ async fn another_name_for_a_locked_object_is_refused() {
             vec![],
             "InvalidBucketName",
         ),
+        // A store's own API under a bucket-like path, reached with the gateway's keys.
+        (
+            "GET",
+            "/minio/admin/v3/info".to_owned(),
+            vec![],
+            "InvalidBucketName",
+        ),
         (
             "PUT",
             format!("/{b}/copy"),

@@ -26,6 +26,10 @@ pub enum TargetError {
     )]
     BadBucketName,
     #[error(
+        "the bucket name 'minio' is reserved: MinIO serves its admin API under it, which the gateway's backend keys must never reach"
+    )]
+    ReservedBucketName,
+    #[error(
         "object keys with '.' or '..' segments are refused: a store could resolve them to another object"
     )]
     DotSegment,
@@ -55,11 +59,15 @@ pub fn check_bucket(name: &str) -> Result<(), TargetError> {
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
         && !name.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(TargetError::BadBucketName)
+    if !ok {
+        return Err(TargetError::BadBucketName);
     }
+    // A store's own API under a bucket-like path: a read there would be made with the
+    // gateway's keys to the backend, not the client's.
+    if name == "minio" {
+        return Err(TargetError::ReservedBucketName);
+    }
+    Ok(())
 }
 
 /// Refuses a key that some store could resolve to another name than the gateway decided
@@ -424,6 +432,7 @@ mod tests {
             ("/.bucket-x/k", TargetError::BadBucketName),
             ("/a..b/k", TargetError::BadBucketName),
             ("/-b/k", TargetError::BadBucketName),
+            ("/minio/admin/v3/info", TargetError::ReservedBucketName),
             ("/b%2Fc/k", TargetError::BadBucketName),
         ] {
             assert_eq!(Target::path_style(path), Err(want), "{path}");
