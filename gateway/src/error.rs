@@ -156,6 +156,7 @@ impl GatewayError {
             Self::Denied(_)
                 | Self::AccessDenied(_)
                 | Self::UnknownOperation(_)
+                | Self::Target(_)
                 | Self::BackendRetention
                 | Self::ClockUntrusted(_)
         )
@@ -169,6 +170,8 @@ impl GatewayError {
             Self::BackendRetention => "backend-retention".into(),
             Self::ClockUntrusted(_) => "clock-untrusted".into(),
             Self::UnknownOperation(_) => "unknown-operation".into(),
+            // A name a store could resolve to another object, or a store's own API.
+            Self::Target(_) => "unsafe-name".into(),
             _ => "access-denied".into(),
         }
     }

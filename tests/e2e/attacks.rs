@@ -202,6 +202,24 @@ async fn another_name_for_a_locked_object_is_refused() {
         got.body
     );
 
+    // Every such refusal is in the decision log, with the user and what was asked for.
+    let events = stack.admin_get("/audit/events", Some(ADMIN_TOKEN)).await;
+    let unsafe_names = events
+        .body
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"unsafe-name\"") && l.contains("\"denied\""))
+        .count();
+    // The seven keys with dot or empty segments and the two batch keys at least (s3s refuses
+    // some bucket names itself, before the gateway sees the request).
+    assert!(unsafe_names >= 9, "{unsafe_names}: {}", events.body);
+    assert!(
+        events
+            .body
+            .lines()
+            .any(|l| l.contains(SCOPED_KEY) && l.contains("\"denied\"")),
+        "{}",
+        events.body
+    );
     assert_eq!(stored(&stack, &b, "K").await, Some(before_k), "K changed");
     assert_eq!(
         stored(&stack, &b, "d/K").await,

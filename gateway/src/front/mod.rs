@@ -36,6 +36,77 @@ impl Gateway {
             .as_ref()
             .and_then(|c| self.user(&c.access_key))
             .ok_or_else(|| GatewayError::AccessDenied("Access Denied".into()))?;
+        let request_id = req
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let mut context = crate::enforce::telemetry::RequestContext {
+            user: user.access_key.clone(),
+            op: S3Op::Unknown.name(),
+            bucket: None,
+            key: None,
+        };
+        let result = match self.prepare(user, req, &mut context) {
+            Ok(call) => {
+                let bytes_in = declared_length(&call.headers, "x-amz-decoded-content-length")
+                    .or_else(|| declared_length(&call.headers, "content-length"))
+                    .unwrap_or(0);
+                // One span per request: every log line of its handling carries who asked
+                // for what.
+                let span = tracing::info_span!(
+                    "request",
+                    id = %request_id,
+                    op = context.op,
+                    bucket = context.bucket.as_deref().unwrap_or_default(),
+                    key = context.key.as_deref().unwrap_or_default(),
+                    user = %user.access_key,
+                );
+                let result = tracing::Instrument::instrument(
+                    crate::enforce::telemetry::CURRENT.scope(context.clone(), self.dispatch(call)),
+                    span,
+                )
+                .await;
+                (result, bytes_in)
+            }
+            Err(e) => (Err(e), 0),
+        };
+        let (result, bytes_in) = result;
+        let (status, bytes_out) = match &result {
+            Ok(resp) => (
+                resp.status.unwrap_or(StatusCode::OK).as_u16(),
+                declared_length(&resp.headers, "content-length").unwrap_or(0),
+            ),
+            Err(e) => {
+                if !matches!(e, GatewayError::Denied(_)) && e.is_refusal() {
+                    // Refusals the policy did not make (admission, the user's buckets, an
+                    // unknown operation, the backend's retention) go to the decision log too.
+                    let now = self.locks.now();
+                    let refusal = Some(e.refusal_label());
+                    let op = context.op;
+                    crate::enforce::telemetry::CURRENT.sync_scope(context, || {
+                        self.record(now, None, None, refusal);
+                    });
+                    self.telemetry.request(op, e.status().as_u16(), bytes_in, 0);
+                    return result;
+                }
+                (e.status().as_u16(), 0)
+            }
+        };
+        self.telemetry
+            .request(context.op, status, bytes_in, bytes_out);
+        result
+    }
+
+    /// Everything before the decision: one meaning for the request (`admission`), what it
+    /// addresses, which operation it is, and whether the user may ask for it. `context` learns
+    /// the operation, bucket and key as soon as they are known, for the record of a refusal.
+    fn prepare<'a>(
+        &self,
+        user: &'a User,
+        req: S3Request<Body>,
+        context: &mut crate::enforce::telemetry::RequestContext,
+    ) -> Result<Call<'a>, GatewayError> {
         let mut req = req;
         let mut query = Query::parse(req.uri.query().unwrap_or_default());
         let signature = crate::front::admission::admit(&mut req.headers, &query)?;
@@ -43,6 +114,9 @@ impl Gateway {
         let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let target = Target::resolve(req.uri.path(), host, self.base_domain())?;
         let op = S3Op::classify(&req.method, &target, &query, &req.headers);
+        context.op = op.name();
+        context.bucket.clone_from(&target.bucket);
+        context.key.clone_from(&target.key);
         tracing::debug!(op = op.name(), bucket = ?target.bucket, key = ?target.key, user = %user.access_key, "classified");
         crate::front::admission::check_signature_covers(signature, op, &req.method)?;
 
@@ -61,7 +135,7 @@ impl Gateway {
         ) {
             query.normalise_listing();
         }
-        let call = Call {
+        Ok(Call {
             user,
             op,
             method: req.method,
@@ -72,56 +146,7 @@ impl Gateway {
             headers: req.headers,
             body: Some(req.input),
             trailers: req.trailing_headers,
-        };
-        let context = crate::enforce::telemetry::RequestContext {
-            user: user.access_key.clone(),
-            op: op.name(),
-            bucket: call.target.bucket.clone(),
-            key: call.target.key.clone(),
-        };
-        let bytes_in = declared_length(&call.headers, "x-amz-decoded-content-length")
-            .or_else(|| declared_length(&call.headers, "content-length"))
-            .unwrap_or(0);
-        // One span per request: every log line of its handling carries who asked for what.
-        let request_id = req
-            .extensions
-            .get::<RequestId>()
-            .map(|r| r.0.as_str())
-            .unwrap_or_default();
-        let span = tracing::info_span!(
-            "request",
-            id = %request_id,
-            op = op.name(),
-            bucket = context.bucket.as_deref().unwrap_or_default(),
-            key = context.key.as_deref().unwrap_or_default(),
-            user = %user.access_key,
-        );
-        let result = tracing::Instrument::instrument(
-            crate::enforce::telemetry::CURRENT.scope(context.clone(), self.dispatch(call)),
-            span,
-        )
-        .await;
-        let (status, bytes_out) = match &result {
-            Ok(resp) => (
-                resp.status.unwrap_or(StatusCode::OK).as_u16(),
-                declared_length(&resp.headers, "content-length").unwrap_or(0),
-            ),
-            Err(e) => {
-                if !matches!(e, GatewayError::Denied(_)) && e.is_refusal() {
-                    // Refusals the policy did not make (the backend's retention, the
-                    // user's buckets, an unknown operation) go to the decision log too.
-                    let now = self.locks.now();
-                    let refusal = Some(e.refusal_label());
-                    crate::enforce::telemetry::CURRENT.sync_scope(context, || {
-                        self.record(now, None, None, refusal);
-                    });
-                }
-                (e.status().as_u16(), 0)
-            }
-        };
-        self.telemetry
-            .request(op.name(), status, bytes_in, bytes_out);
-        result
+        })
     }
 }
 
