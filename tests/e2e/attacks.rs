@@ -586,6 +586,26 @@ async fn every_batch_decision_is_recorded() {
 }
 
 #[tokio::test]
+async fn a_refusal_is_recorded_once() {
+    let stack = Stack::start().await;
+    let agent = stack.gateway();
+    let b = lock_bucket(&agent, "once").await;
+    put_locked(&agent, &b, "K", ObjectLockMode::Governance, in_secs(60)).await;
+    // The gateway's clock runs a day ahead of the store's: an expiry it sees must be refused.
+    stack.clock.advance(chrono::TimeDelta::days(1));
+    let got = raw(&stack, "DELETE", &format!("/{b}/K"), &[], "").await;
+    assert_eq!(got.status, 503, "{}", got.body);
+    let events = stack.admin_get("/audit/events", Some(ADMIN_TOKEN)).await;
+    let clock = events
+        .body
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"clock-untrusted\""))
+        .count();
+    assert_eq!(clock, 1, "{}", events.body);
+    assert!(stored(&stack, &b, "K").await.is_some());
+}
+
+#[tokio::test]
 async fn conformance_points() {
     let stack = Stack::start().await;
     let admin = stack.admin();

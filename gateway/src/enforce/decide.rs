@@ -20,9 +20,11 @@ impl Gateway {
         facts: &Facts,
     ) -> Result<Permit, GatewayError> {
         let now = self.locks.now();
-        let decision = self.decide_at(action, facts, now).await;
-        self.record(now, None, Some(action), refusal_of(&decision));
-        Permit::granted(decision?).map_err(GatewayError::Denied)
+        // An answer is recorded here; an error (the clock cannot vouch) goes back up, and the
+        // front records it with every other refusal, once.
+        let decision = self.decide_at(action, facts, now).await?;
+        self.record(now, None, Some(action), refusal_of(&Ok(decision)));
+        Permit::granted(decision).map_err(GatewayError::Denied)
     }
 
     /// The one place a decision is recorded, whoever made it (the policy, or a refusal before
