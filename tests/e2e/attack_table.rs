@@ -16,19 +16,6 @@ use wormgate_tests::{
     s3_client,
 };
 
-async fn raw(
-    stack: &Stack,
-    keys: (&str, &str),
-    method: &str,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-    unsigned: &[(&'static str, &'static str)],
-    body: &str,
-) -> Reply {
-    let url = stack.gateway_url();
-    wormgate_tests::hand_signed(&url, keys, method, path_and_query, headers, unsigned, body).await
-}
-
 fn md5_b64(body: &str) -> String {
     wormgate_tests::content_md5(body)
 }
@@ -146,44 +133,37 @@ async fn attack_rows(
     };
     let mut rows = Vec::new();
 
-    let r = raw(
-        stack,
-        admin_keys,
-        "DELETE",
-        &format!("/{b}/./K1"),
-        &[],
-        &[],
-        "",
-    )
-    .await;
+    let r = stack
+        .hand_signed(admin_keys, "DELETE", &format!("/{b}/./K1"), &[], &[], "")
+        .await;
     let safe = k_whole(backend.bytes(b, "K1").await, backend.until(b, "K1").await);
     rows.push(("1 identity: DELETE /b/./K (admin)", cell(&r, safe, "")));
 
     let h = md5_b64("ransom");
-    let r = raw(
-        stack,
-        agent_keys,
-        "PUT",
-        &format!("/{b}/y/../K2"),
-        &[("content-md5", &h)],
-        &[],
-        "ransom",
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "PUT",
+            &format!("/{b}/y/../K2"),
+            &[("content-md5", &h)],
+            &[],
+            "ransom",
+        )
+        .await;
     let safe = k_whole(backend.bytes(b, "K2").await, backend.until(b, "K2").await);
     rows.push(("1 identity: PUT /b/y/../K", cell(&r, safe, "")));
 
     let del = "<Delete><Object><Key>./K3</Key></Object></Delete>";
-    let r = raw(
-        stack,
-        admin_keys,
-        "POST",
-        &format!("/{b}?delete"),
-        &[("content-md5", &md5_b64(del))],
-        &[],
-        del,
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            admin_keys,
+            "POST",
+            &format!("/{b}?delete"),
+            &[("content-md5", &md5_b64(del))],
+            &[],
+            del,
+        )
+        .await;
     let per_key = if r.body.contains("<Error>") {
         " (key refused)"
     } else {
@@ -198,16 +178,16 @@ async fn attack_rows(
     // The admin asks to extend G; whoever holds the request adds the bypass and a shorter date
     // would need a new signature, so the attack here is the header alone on a clearing body.
     let clear = "<Retention></Retention>";
-    let r = raw(
-        stack,
-        admin_keys,
-        "PUT",
-        &format!("/{b}/G1?retention"),
-        &[("content-md5", &md5_b64(clear))],
-        &[("x-amz-bypass-governance-retention", "true")],
-        clear,
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            admin_keys,
+            "PUT",
+            &format!("/{b}/G1?retention"),
+            &[("content-md5", &md5_b64(clear))],
+            &[("x-amz-bypass-governance-retention", "true")],
+            clear,
+        )
+        .await;
     let safe = backend.until(b, "G1").await >= Some(g_until);
     rows.push((
         "2 signature: unsigned bypass header added to an admin's retention clear",
@@ -218,16 +198,16 @@ async fn attack_rows(
     let body = format!(
         "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>{shorter}</RetainUntilDate></Retention>"
     );
-    let r = raw(
-        stack,
-        agent_keys,
-        "PUT",
-        &format!("/{b}/K?retention"),
-        &[("content-md5", &md5_b64(&body))],
-        &[],
-        &body,
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "PUT",
+            &format!("/{b}/K?retention"),
+            &[("content-md5", &md5_b64(&body))],
+            &[],
+            &body,
+        )
+        .await;
     let safe = backend.until(b, "K").await >= Some(k_until);
     rows.push((
         "3 dates: COMPLIANCE shortened by 1 h, written with +14:00",
@@ -238,19 +218,19 @@ async fn attack_rows(
     let body = format!(
         "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{shorter}</RetainUntilDate></Retention>"
     );
-    let r = raw(
-        stack,
-        agent_keys,
-        "PUT",
-        &format!("/{b}/G?retention"),
-        &[
-            ("content-md5", &md5_b64(&body)),
-            ("x-amz-bypass-governance-retention", "true"),
-        ],
-        &[],
-        &body,
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "PUT",
+            &format!("/{b}/G?retention"),
+            &[
+                ("content-md5", &md5_b64(&body)),
+                ("x-amz-bypass-governance-retention", "true"),
+            ],
+            &[],
+            &body,
+        )
+        .await;
     let safe = backend.until(b, "G").await >= Some(g_until);
     rows.push((
         "3 dates: a writer (no bypass right) shortens GOVERNANCE, +14:00 and the bypass header",
@@ -264,20 +244,20 @@ async fn attack_rows(
         .expect("date")
         .with_timezone(&Utc);
     let text = format!("{asked}-12:00");
-    let r = raw(
-        stack,
-        agent_keys,
-        "PUT",
-        &format!("/{b}/offset"),
-        &[
-            ("x-amz-object-lock-mode", "GOVERNANCE"),
-            ("x-amz-object-lock-retain-until-date", &text),
-            ("content-md5", &md5_b64("data")),
-        ],
-        &[],
-        "data",
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "PUT",
+            &format!("/{b}/offset"),
+            &[
+                ("x-amz-object-lock-mode", "GOVERNANCE"),
+                ("x-amz-object-lock-retain-until-date", &text),
+                ("content-md5", &md5_b64("data")),
+            ],
+            &[],
+            "data",
+        )
+        .await;
     let stored = backend.until(b, "offset").await;
     let safe = stored.is_some_and(|s| (s - want).num_seconds().abs() < 1);
     let note = match stored {
@@ -298,16 +278,16 @@ async fn attack_rows(
     let body = format!(
         "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>{minus12}</RetainUntilDate></Retention>"
     );
-    let r = raw(
-        stack,
-        agent_keys,
-        "PUT",
-        &format!("/{b}/K?retention"),
-        &[("content-md5", &md5_b64(&body))],
-        &[],
-        &body,
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "PUT",
+            &format!("/{b}/K?retention"),
+            &[("content-md5", &md5_b64(&body))],
+            &[],
+            &body,
+        )
+        .await;
     let stored = backend.until(b, "K").await;
     let safe = stored.is_some_and(|s| s >= want);
     let note = match stored {
@@ -323,24 +303,24 @@ async fn attack_rows(
     let until = (Utc::now() + TimeDelta::days(2))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let r = raw(
-        stack,
-        agent_keys,
-        "PUT",
-        &format!("/{b}/hop"),
-        &[
-            (
-                "connection",
-                "keep-alive, x-amz-object-lock-mode, x-amz-object-lock-retain-until-date",
-            ),
-            ("x-amz-object-lock-mode", "COMPLIANCE"),
-            ("x-amz-object-lock-retain-until-date", &until),
-            ("content-md5", &md5_b64("data")),
-        ],
-        &[],
-        "data",
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "PUT",
+            &format!("/{b}/hop"),
+            &[
+                (
+                    "connection",
+                    "keep-alive, x-amz-object-lock-mode, x-amz-object-lock-retain-until-date",
+                ),
+                ("x-amz-object-lock-mode", "COMPLIANCE"),
+                ("x-amz-object-lock-retain-until-date", &until),
+                ("content-md5", &md5_b64("data")),
+            ],
+            &[],
+            "data",
+        )
+        .await;
     // Safe: refused, or stored with the lock that was acknowledged.
     let locked_on_backend = backend.until(b, "hop").await.is_some();
     let safe = r.status >= 400 || locked_on_backend;
@@ -355,16 +335,16 @@ async fn attack_rows(
     ));
 
     let del = "<Delete><Object><Key>K</Key></Object></Delete>";
-    let r = raw(
-        stack,
-        agent_keys,
-        "POST",
-        &format!("/{b}?delete"),
-        &[("content-md5", &md5_b64(del))],
-        &[],
-        del,
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            agent_keys,
+            "POST",
+            &format!("/{b}?delete"),
+            &[("content-md5", &md5_b64(del))],
+            &[],
+            del,
+        )
+        .await;
     let events = stack.admin_get("/audit/events", Some(ADMIN_TOKEN)).await;
     // Recorded per key, whatever the answer (on `native` a delete without a version id
     // makes a delete marker: allowed).
@@ -400,16 +380,16 @@ async fn attack_rows(
             .await
             .expect("legal hold");
     }
-    let r = raw(
-        stack,
-        admin_keys,
-        "GET",
-        &format!("/{b}/h?legal-hold"),
-        &[],
-        &[],
-        "",
-    )
-    .await;
+    let r = stack
+        .hand_signed(
+            admin_keys,
+            "GET",
+            &format!("/{b}/h?legal-hold"),
+            &[],
+            &[],
+            "",
+        )
+        .await;
     let off = r.body.contains("<Status>OFF</Status>");
     rows.push((
         "8 conformance: GetObjectLegalHold after ON then OFF",
@@ -418,19 +398,19 @@ async fn attack_rows(
 
     if let Some(plain) = plain {
         let del = "<Delete><Object><Key>x</Key></Object></Delete>";
-        let r = raw(
-            stack,
-            admin_keys,
-            "POST",
-            &format!("/{plain}?delete"),
-            &[
-                ("content-md5", &md5_b64(del)),
-                ("x-amz-bypass-governance-retention", "true"),
-            ],
-            &[],
-            del,
-        )
-        .await;
+        let r = stack
+            .hand_signed(
+                admin_keys,
+                "POST",
+                &format!("/{plain}?delete"),
+                &[
+                    ("content-md5", &md5_b64(del)),
+                    ("x-amz-bypass-governance-retention", "true"),
+                ],
+                &[],
+                del,
+            )
+            .await;
         rows.push((
             "8 conformance: DeleteObjects with bypass on a bucket without lock",
             cell(&r, r.status == 400, ""),

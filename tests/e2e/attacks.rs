@@ -49,18 +49,6 @@ async fn stored(stack: &Stack, bucket: &str, key: &str) -> Option<Stored> {
     Some(Stored { bytes, lock })
 }
 
-async fn raw_as(
-    stack: &Stack,
-    keys: (&str, &str),
-    method: &str,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let url = stack.gateway_url();
-    wormgate_tests::hand_signed(&url, keys, method, path_and_query, headers, &[], body).await
-}
-
 async fn raw(
     stack: &Stack,
     method: &str,
@@ -68,7 +56,9 @@ async fn raw(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    raw_as(stack, (ACCESS_KEY, SECRET_KEY), method, path, headers, body).await
+    stack
+        .hand_signed((ACCESS_KEY, SECRET_KEY), method, path, headers, &[], body)
+        .await
 }
 
 /// A lock bucket holding `K` and `d/K` (COMPLIANCE, a day), and a second bucket with a secret.
@@ -172,15 +162,16 @@ async fn another_name_for_a_locked_object_is_refused() {
         );
     }
     // A user scoped to one bucket reads nothing of another through `..`.
-    let got = raw_as(
-        &stack,
-        (SCOPED_KEY, SCOPED_SECRET),
-        "GET",
-        &format!("/{SCOPED_BUCKET}/../{other}/secret"),
-        &[],
-        "",
-    )
-    .await;
+    let got = stack
+        .hand_signed(
+            (SCOPED_KEY, SCOPED_SECRET),
+            "GET",
+            &format!("/{SCOPED_BUCKET}/../{other}/secret"),
+            &[],
+            &[],
+            "",
+        )
+        .await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(!got.body.contains("secret</"), "{}", got.body);
 

@@ -337,6 +337,20 @@ impl Stack {
         }
         send(req.body(empty_raw_body()).expect("request")).await
     }
+    /// A request to the gateway signed by hand (see `hand_signed`): the path as written,
+    /// `unsigned` headers added after signing.
+    pub async fn hand_signed(
+        &self,
+        keys: (&str, &str),
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        unsigned: &[(&'static str, &'static str)],
+        body: &str,
+    ) -> Reply {
+        let url = self.gateway_url();
+        hand_signed(&url, keys, method, path_and_query, headers, unsigned, body).await
+    }
 
     #[must_use]
     pub fn gateway_url(&self) -> String {

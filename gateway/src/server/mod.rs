@@ -4,6 +4,8 @@
 
 pub mod embedded;
 mod listen;
+mod probe;
+pub mod process;
 pub mod tls;
 
 pub use listen::Limits;
@@ -227,43 +229,7 @@ impl Server {
             .map(crate::server::tls::ReloadableCert::acceptor)
             .transpose()
             .map_err(|e| StartError::Tls(e.to_string()))?;
-        // A bucket configured `native` must have object lock on the backend: a claim the
-        // backend does not back is refused here, not discovered after a ransomware attack.
-        for (bucket, profile) in &settings.locks.bucket_profiles {
-            if *profile == Profile::Native {
-                let (lock, _) = gateway
-                    .ask_native_bucket(bucket)
-                    .await
-                    .map_err(|e| StartError::Probe(format!("{bucket}: {e}")))?;
-                if !lock.enabled {
-                    return Err(StartError::Probe(format!(
-                        "bucket {bucket} is configured native, but the backend reports no object lock on it"
-                    )));
-                }
-                tracing::info!(%bucket, "native profile: the backend reports object lock");
-            }
-            if *profile == Profile::BucketRetention {
-                let worm = gateway
-                    .refresh_worm(bucket)
-                    .await
-                    .map_err(|e| StartError::Probe(format!("{bucket}: {e}")))?
-                    .ok_or_else(|| {
-                        StartError::Probe(format!(
-                            "bucket {bucket} is configured bucket-retention, but OSS reports no WORM policy on it"
-                        ))
-                    })?;
-                let retention = worm.retention();
-                if retention
-                    .floor(chrono::Utc::now(), gateway.locks.now())
-                    .is_none()
-                {
-                    return Err(StartError::Probe(format!(
-                        "bucket {bucket}: its WORM policy was never locked and has lapsed"
-                    )));
-                }
-                tracing::info!(%bucket, state = worm.state.as_str(), period_days = worm.period_days, "bucket-retention profile: OSS reports a WORM policy");
-            }
-        }
+        probe::profiles_hold(&gateway, &settings.locks.bucket_profiles).await?;
         Ok(Self {
             service,
             tls,
