@@ -210,6 +210,7 @@ impl GatewayError {
                     T::BadBucketName | T::ReservedBucketName => S3ErrorCode::InvalidBucketName,
                     T::DotSegment | T::EmptySegment => S3ErrorCode::InvalidArgument,
                     T::KeyTooLong => S3ErrorCode::KeyTooLongError,
+                    T::ReservedKey => S3ErrorCode::AccessDenied,
                 };
                 (code, e.to_string())
             }

@@ -14,3 +14,4 @@ pub mod front;
 pub mod ops;
 pub mod s3;
 pub mod server;
+pub mod versions;

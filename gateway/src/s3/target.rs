@@ -39,6 +39,20 @@ pub enum TargetError {
     EmptySegment,
     #[error("object keys are at most 1024 bytes long")]
     KeyTooLong,
+    #[error(
+        "keys under '.wormgate/' are the gateway's own (versions and their records): no client reads, writes or deletes them"
+    )]
+    ReservedKey,
+}
+
+/// The folder of every bucket that the gateway keeps for itself (see `versions::layout`).
+pub const RESERVED_FOLDER: &str = ".wormgate/";
+
+/// Whether `key` is the gateway's own: the folder [`RESERVED_FOLDER`], or its bare name, which
+/// on a file-system store would stand in the folder's way.
+#[must_use]
+pub fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_FOLDER) || key == RESERVED_FOLDER.trim_end_matches('/')
 }
 
 /// The longest key S3 accepts, in bytes.
@@ -81,6 +95,9 @@ pub fn check_bucket(name: &str) -> Result<(), TargetError> {
 pub fn check_key(key: &str) -> Result<(), TargetError> {
     if key.len() > MAX_KEY_BYTES {
         return Err(TargetError::KeyTooLong);
+    }
+    if is_reserved(key) {
+        return Err(TargetError::ReservedKey);
     }
     let body = key.strip_suffix('/').unwrap_or(key);
     for segment in body.split('/') {

@@ -1,0 +1,6 @@
+//! S3 versioning served by the gateway where the store has none or cannot overwrite: the
+//! names versions take on the backend (`layout`) and the listings read back from them
+//! (`listing`). The design, with its costs: `docs/VERSIONS.md`.
+
+pub mod layout;
+pub mod listing;
