@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real clients through a real `wormgate serve` (the embedded default): aws CLI, boto3, rclone,
-# restic. Each check prints PASS or FAIL; the last line counts them.
+# restic (also on a lock bucket with a default retention). Each check prints PASS or FAIL; the last line counts them.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -72,10 +72,48 @@ restic_check() {
   diff -r "$work/data-to-backup" "$work/restored$work/data-to-backup"
 }
 
+# restic on a lock bucket with a 1-day GOVERNANCE default retention (restic's docs, "S3
+# object lock"): its deletes (lock files, packs on prune) become delete markers, and no version
+# it wrote is destroyed while its retention lasts. The versions are read with the aws CLI.
+restic_locked_check() {
+  set -e
+  local aws="/usr/bin/aws --endpoint-url $WORMGATE_URL"
+  $aws s3api create-bucket --bucket restic-locked --object-lock-enabled-for-bucket >/dev/null
+  $aws s3api put-object-lock-configuration --bucket restic-locked --object-lock-configuration \
+    '{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}'
+  [ "$($aws s3api get-bucket-versioning --bucket restic-locked --query Status --output text)" = Enabled ]
+  export RESTIC_REPOSITORY="s3:$WORMGATE_URL/restic-locked" RESTIC_PASSWORD=restic-locked-password
+  local src="$work/locked-src"
+  mkdir -p "$src"
+  head -c 2000000 /dev/urandom >"$src/a"
+  head -c 2000000 /dev/urandom >"$src/b"
+  restic init
+  restic backup "$src"
+  head -c 2000000 /dev/urandom >"$src/b"
+  restic backup "$src"
+  restic check
+  $aws s3api list-object-versions --bucket restic-locked --query 'Versions[].[Key,VersionId]' \
+    --output text | sort >"$work/versions-before"
+  restic forget --keep-last 1 --prune
+  restic check
+  restic restore latest --target "$work/locked-restored"
+  diff -r "$src" "$work/locked-restored$src"
+  $aws s3api list-object-versions --bucket restic-locked --query 'Versions[].[Key,VersionId]' \
+    --output text | sort >"$work/versions-after"
+  local markers
+  markers=$($aws s3api list-object-versions --bucket restic-locked --query 'length(DeleteMarkers)')
+  echo "versions before prune: $(wc -l <"$work/versions-before"), after: $(wc -l <"$work/versions-after"), delete markers: $markers"
+  # Every version written before the prune is still there; the prune's deletes were markers.
+  [ -z "$(comm -23 "$work/versions-before" "$work/versions-after")" ]
+  [ "$markers" -gt 0 ]
+}
+
 check aws-cli aws_cli
 check boto3 boto3_check
 check rclone rclone_check
 check restic restic_check
+check restic-locked restic_locked_check
+grep -h "versions before prune" "$work/restic-locked.log" 2>/dev/null | sed 's/^/    /'
 
 if ! kill -0 "$gw" 2>/dev/null; then
   echo "FAIL gateway-alive (the gateway exited)"; failed=$((failed + 1))

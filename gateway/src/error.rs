@@ -21,6 +21,9 @@ pub enum GatewayError {
     /// A request the gateway does not recognise and will not forward (fail closed).
     #[error("wormgate does not recognise this request ({0}) and refuses it")]
     UnknownOperation(String),
+    /// An operation the gateway knows and does not serve in this case.
+    #[error("{0}")]
+    NotImplemented(String),
     /// The policy refused the request.
     #[error("refused: {0:?}")]
     Denied(DenyReason),
@@ -62,6 +65,12 @@ pub enum GatewayError {
     /// The bucket does not exist.
     #[error("no such bucket")]
     NoSuchBucket,
+    /// A version id that names no version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// A multipart upload id that names no upload.
+    #[error("no such upload")]
+    NoSuchUpload,
     /// Retention or legal hold asked of a delete marker.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -236,6 +245,15 @@ impl GatewayError {
             Self::NoSuchBucket => (
                 S3ErrorCode::NoSuchBucket,
                 "The specified bucket does not exist".to_owned(),
+            ),
+            Self::NotImplemented(m) => (S3ErrorCode::NotImplemented, m.clone()),
+            Self::NoSuchVersion => (
+                S3ErrorCode::NoSuchVersion,
+                "The specified version does not exist.".to_owned(),
+            ),
+            Self::NoSuchUpload => (
+                S3ErrorCode::NoSuchUpload,
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.".to_owned(),
             ),
             Self::MethodNotAllowed(m) => (S3ErrorCode::MethodNotAllowed, m.clone()),
             Self::BackendRetention => (S3ErrorCode::AccessDenied, LOCKED_MESSAGE.to_owned()),

@@ -11,28 +11,45 @@ from botocore.config import Config
 
 
 def lock_checks(s3) -> None:
-    """Object lock as botocore speaks it: CRC32 checksums on lock writes, per-key errors."""
+    """Object lock as botocore speaks it: CRC32 checksums on lock writes, versions and delete
+    markers (a lock bucket is versioned), per-key errors."""
     import datetime
 
     from botocore.exceptions import ClientError
 
     bucket = "boto3-lock-check"
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-    s3.put_object(Bucket=bucket, Key="locked", Body=b"backup", ObjectLockMode="COMPLIANCE",
-                  ObjectLockRetainUntilDate=until)
+    v1 = s3.put_object(Bucket=bucket, Key="locked", Body=b"backup", ObjectLockMode="COMPLIANCE",
+                       ObjectLockRetainUntilDate=until)["VersionId"]
     head = s3.head_object(Bucket=bucket, Key="locked")
-    assert head["ObjectLockMode"] == "COMPLIANCE", head
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["VersionId"] == v1, head
     try:
-        s3.delete_object(Bucket=bucket, Key="locked")
-        raise AssertionError("a locked object was deleted")
+        s3.delete_object(Bucket=bucket, Key="locked", VersionId=v1)
+        raise AssertionError("a locked version was deleted")
     except ClientError as e:
         err = e.response["Error"]
         assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
         assert err["Code"] == "AccessDenied", err
         assert err["Message"] == "Access Denied because object protected by object lock.", err
-    s3.put_object(Bucket=bucket, Key="free", Body=b"x")
-    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "free"}, {"Key": "locked"}]})
+    # Without a version id: a delete marker; the locked version stays, readable by its id.
+    marker = s3.delete_object(Bucket=bucket, Key="locked")
+    assert marker["DeleteMarker"] is True, marker
+    listed = s3.list_object_versions(Bucket=bucket, Prefix="locked")
+    assert [v["VersionId"] for v in listed["Versions"]] == [v1], listed
+    assert [m["VersionId"] for m in listed["DeleteMarkers"]] == [marker["VersionId"]], listed
+    assert s3.get_object(Bucket=bucket, Key="locked", VersionId=v1)["Body"].read() == b"backup"
+    try:
+        s3.get_object(Bucket=bucket, Key="locked")
+        raise AssertionError("a deleted key was read")
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "NoSuchKey", e.response
+    # The marker goes (it has no lock): the locked version is current again.
+    s3.delete_object(Bucket=bucket, Key="locked", VersionId=marker["VersionId"])
+    free = s3.put_object(Bucket=bucket, Key="free", Body=b"x")["VersionId"]
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "free", "VersionId": free}, {"Key": "locked", "VersionId": v1}]})
     assert [d["Key"] for d in out.get("Deleted", [])] == ["free"], out
     assert [(e["Key"], e["Code"]) for e in out.get("Errors", [])] == [("locked", "AccessDenied")], out
     later = until + datetime.timedelta(hours=1)

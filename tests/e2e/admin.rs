@@ -66,7 +66,7 @@ async fn the_audit_answers_rows_filters_formats_pages_and_the_decision_log() {
         let stack = Stack::start().await;
         let s3 = stack.gateway();
         let bucket = lock_bucket(&s3, "audit").await;
-        put_locked(
+        let a1 = put_locked(
             &s3,
             &bucket,
             "a/1",
@@ -171,7 +171,15 @@ async fn the_audit_answers_rows_filters_formats_pages_and_the_decision_log() {
         assert!(csv_lines[0].starts_with(
             "bucket,key,version_id,mode,retain_until,legal_hold,protected_by,backend_floor,gap"
         ));
-        assert!(csv_lines[1].starts_with(&format!("{bucket},a/1,,COMPLIANCE,")));
+        // Lock buckets are versioned: each row names its version.
+        let row: Vec<&str> = csv_lines[1].split(',').collect();
+        assert_eq!(
+            (row[0], row[1], row[3]),
+            (bucket.as_str(), "a/1", "COMPLIANCE"),
+            "{}",
+            csv.body
+        );
+        assert!(!row[2].is_empty(), "{}", csv.body);
 
         // Pages: two rows, then the rest from the cursor.
         let first = get(
@@ -197,7 +205,14 @@ async fn the_audit_answers_rows_filters_formats_pages_and_the_decision_log() {
         assert!(second.headers.get("x-wormgate-next-cursor").is_none());
 
         // A refusal goes to the decision log, ahead of the allowed decisions.
-        let denied = outcome(s3.delete_object().bucket(&bucket).key("a/1").send()).await;
+        let denied = outcome(
+            s3.delete_object()
+                .bucket(&bucket)
+                .key("a/1")
+                .set_version_id(a1.clone())
+                .send(),
+        )
+        .await;
         assert_eq!(denied.status, 403);
         let events = lines(&get(&stack, "/audit/events", Some(ADMIN_TOKEN)).await);
         assert_eq!(events[0]["decision"], "denied");

@@ -31,6 +31,32 @@ struct Backend {
 }
 
 impl Backend {
+    /// The name the store keeps `key`'s newest version under: on `gateway` a lock bucket is
+    /// versioned by the gateway (`versions::layout`), else the key itself.
+    async fn name(&self, bucket: &str, key: &str) -> String {
+        use wormgate::versions::layout::{self, Kind};
+        if self.profile != Profile::Gateway {
+            return key.to_owned();
+        }
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(layout::versions_of(key))
+            .send()
+            .await
+            .ok();
+        listed
+            .and_then(|l| {
+                l.contents().iter().find_map(|o| {
+                    let name = o.key()?;
+                    let (_, id) = layout::parse_version_name(name)?;
+                    (id.kind() == Kind::Object).then(|| name.to_owned())
+                })
+            })
+            .unwrap_or_else(|| key.to_owned())
+    }
+
     async fn until(&self, bucket: &str, key: &str) -> Option<DateTime<Utc>> {
         if self.profile != Profile::Gateway {
             let client = if self.profile == Profile::Native {
@@ -52,7 +78,7 @@ impl Backend {
             .client
             .head_object()
             .bucket(bucket)
-            .key(key)
+            .key(self.name(bucket, key).await)
             .send()
             .await
             .ok()?;
@@ -67,7 +93,7 @@ impl Backend {
             .client
             .get_object()
             .bucket(bucket)
-            .key(key)
+            .key(self.name(bucket, key).await)
             .send()
             .await
             .ok()?;

@@ -13,7 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectLockMode;
 use bytes::Bytes;
 use proptest::prelude::*;
-use wormgate_tests::locks::{hold, in_secs, lock_bucket, put_locked};
+use wormgate_tests::locks::{backend_name, hold, in_secs, lock_bucket, put_locked};
 use wormgate_tests::{
     ACCESS_KEY, ADMIN_KEY, ADMIN_SECRET, ADMIN_TOKEN, Reply, SCOPED_BUCKET, SCOPED_KEY,
     SCOPED_SECRET, SECRET_KEY, Stack, empty_raw_body, full,
@@ -26,12 +26,28 @@ struct Stored {
     lock: Vec<(String, String)>,
 }
 
+/// What the store holds for `key`: in a versioned lock bucket its newest version or delete
+/// marker (the gateway's own name for it), else the object at the key itself.
 async fn stored(stack: &Stack, bucket: &str, key: &str) -> Option<Stored> {
     let direct = stack.direct();
+    let newest = direct
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(wormgate::versions::layout::versions_of(key))
+        .max_keys(1)
+        .send()
+        .await
+        .ok()
+        .and_then(|l| {
+            l.contents()
+                .first()
+                .and_then(|o| o.key().map(str::to_owned))
+        });
+    let name = newest.unwrap_or_else(|| key.to_owned());
     let out = direct
         .get_object()
         .bucket(bucket)
-        .key(key)
+        .key(name)
         .send()
         .await
         .ok()?;
@@ -61,19 +77,22 @@ async fn raw(
         .await
 }
 
-/// A lock bucket holding `K` and `d/K` (COMPLIANCE, a day), and a second bucket with a secret.
-async fn protected(stack: &Stack) -> (String, String) {
+/// A lock bucket holding `K` and `d/K` (COMPLIANCE, a day), and a second bucket with a secret;
+/// the version ids of `K` and `d/K`.
+async fn protected(stack: &Stack) -> (String, String, [String; 2]) {
     let agent = stack.gateway();
     let bucket = lock_bucket(&agent, "attack").await;
-    for key in ["K", "d/K"] {
-        put_locked(
+    let mut versions = [String::new(), String::new()];
+    for (i, key) in ["K", "d/K"].into_iter().enumerate() {
+        versions[i] = put_locked(
             &agent,
             &bucket,
             key,
             ObjectLockMode::Compliance,
             in_secs(86_400),
         )
-        .await;
+        .await
+        .expect("a version");
     }
     let other = stack.new_bucket("other").await;
     agent
@@ -84,7 +103,7 @@ async fn protected(stack: &Stack) -> (String, String) {
         .send()
         .await
         .expect("put secret");
-    (bucket, other)
+    (bucket, other, versions)
 }
 
 /// A request an attacker sends: method, path, extra headers, and the error code it must get.
@@ -93,7 +112,7 @@ type Attempt<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
 #[tokio::test]
 async fn another_name_for_a_locked_object_is_refused() {
     let stack = Stack::start().await;
-    let (b, other) = protected(&stack).await;
+    let (b, other, _) = protected(&stack).await;
     let before_k = stored(&stack, &b, "K").await.expect("K");
     let before_dk = stored(&stack, &b, "d/K").await.expect("d/K");
     assert!(!before_k.lock.is_empty(), "K carries its lock on the store");
@@ -229,7 +248,7 @@ async fn another_name_for_a_locked_object_is_refused() {
 #[tokio::test]
 async fn the_gateways_own_folder_is_out_of_reach() {
     let stack = Stack::start().await;
-    let (bucket, _) = protected(&stack).await;
+    let (bucket, _, _) = protected(&stack).await;
     let record = ".wormgate/v/K!0000000000000000000000000o";
     stack
         .direct()
@@ -243,7 +262,7 @@ async fn the_gateways_own_folder_is_out_of_reach() {
     let before = stored(&stack, &bucket, record).await;
     assert!(before.is_some());
     let del = format!("<Delete><Object><Key>{record}</Key></Object></Delete>");
-    let attempts: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+    let attempts: Vec<Attempt<'_>> = vec![
         ("GET", format!("/{bucket}/{record}"), vec![], ""),
         ("HEAD", format!("/{bucket}/.wormgate"), vec![], ""),
         (
@@ -505,7 +524,7 @@ async fn the_index_never_wins_against_a_stricter_truth() {
     let mut stack = Stack::start().await;
     let admin = stack.admin();
     let b = lock_bucket(&admin, "truth").await;
-    put_locked(&admin, &b, "K", ObjectLockMode::Compliance, in_secs(86_400)).await;
+    let v = put_locked(&admin, &b, "K", ObjectLockMode::Compliance, in_secs(86_400)).await;
     let before = stored(&stack, &b, "K").await.expect("K");
 
     // The index is lost; an administrator deletes the bucket.
@@ -528,8 +547,15 @@ async fn the_index_never_wins_against_a_stricter_truth() {
     assert_eq!(stored(&stack, &b, "K").await, Some(before));
 
     // K's lock is read back from the store when first asked for, and still refuses.
-    let del =
-        wormgate_tests::locks::outcome(admin.delete_object().bucket(&b).key("K").send()).await;
+    let del = wormgate_tests::locks::outcome(
+        admin
+            .delete_object()
+            .bucket(&b)
+            .key("K")
+            .set_version_id(v.clone())
+            .send(),
+    )
+    .await;
     assert_eq!(del.status, 403, "{del:?}");
 
     // A stricter index record than the backend's survives a rebuild; verify names the side.
@@ -538,7 +564,7 @@ async fn the_index_never_wins_against_a_stricter_truth() {
     {
         use policy::index::LockIndex as _;
         let index = policy::index::SledIndex::open(&dir).expect("index");
-        let object = policy::lock::ObjectRef::new(&b, "K", None);
+        let object = policy::lock::ObjectRef::new(&b, "K", v.as_deref());
         let mut record = index.get(&object).expect("read").expect("K is indexed");
         record.lock.retention = record.lock.retention.map(|r| policy::lock::Retention {
             until: stricter,
@@ -560,7 +586,7 @@ async fn the_index_never_wins_against_a_stricter_truth() {
     use policy::index::LockIndex as _;
     let index = policy::index::SledIndex::open(&dir).expect("index");
     let kept = index
-        .get(&policy::lock::ObjectRef::new(&b, "K", None))
+        .get(&policy::lock::ObjectRef::new(&b, "K", v.as_deref()))
         .expect("read")
         .and_then(|r| r.lock.retention)
         .expect("retention");
@@ -576,24 +602,30 @@ async fn every_batch_decision_is_recorded() {
     let stack = Stack::start().await;
     let agent = stack.gateway();
     let b = lock_bucket(&agent, "batch").await;
-    put_locked(
+    let locked = put_locked(
         &agent,
         &b,
         "locked",
         ObjectLockMode::Compliance,
         in_secs(86_400),
     )
-    .await;
-    agent
+    .await
+    .expect("a version");
+    let free = agent
         .put_object()
         .bucket(&b)
         .key("free")
         .body(ByteStream::from_static(b"x"))
         .send()
         .await
-        .expect("put");
-    let delete =
-        "<Delete><Object><Key>locked</Key></Object><Object><Key>free</Key></Object></Delete>";
+        .expect("put")
+        .version_id
+        .expect("a version");
+    // By version id: without one, each key only gets a delete marker.
+    let delete = format!(
+        "<Delete><Object><Key>locked</Key><VersionId>{locked}</VersionId></Object><Object><Key>free</Key><VersionId>{free}</VersionId></Object></Delete>"
+    );
+    let delete = delete.as_str();
     let got = raw(
         &stack,
         "POST",
@@ -651,10 +683,12 @@ async fn a_refusal_is_recorded_once() {
     let stack = Stack::start().await;
     let agent = stack.gateway();
     let b = lock_bucket(&agent, "once").await;
-    put_locked(&agent, &b, "K", ObjectLockMode::Governance, in_secs(60)).await;
+    let v = put_locked(&agent, &b, "K", ObjectLockMode::Governance, in_secs(60))
+        .await
+        .expect("a version");
     // The gateway's clock runs a day ahead of the store's: an expiry it sees must be refused.
     stack.clock.advance(chrono::TimeDelta::days(1));
-    let got = raw(&stack, "DELETE", &format!("/{b}/K"), &[], "").await;
+    let got = raw(&stack, "DELETE", &format!("/{b}/K?versionId={v}"), &[], "").await;
     assert_eq!(got.status, 503, "{}", got.body);
     let events = stack.admin_get("/audit/events", Some(ADMIN_TOKEN)).await;
     let clock = events
@@ -864,16 +898,22 @@ fn generated_keys_never_reach_a_locked_object_or_another_bucket() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (stack, b, other) = rt.block_on(async {
+    let (stack, b, other, [vk, vdk]) = rt.block_on(async {
         let stack = Stack::start().await;
-        let (b, other) = protected(&stack).await;
-        (stack, b, other)
+        let (b, other, versions) = protected(&stack).await;
+        (stack, b, other, versions)
     });
+    // The locked versions themselves, by the names the store keeps them under.
+    let names = [
+        (&b, backend_name("K", Some(&vk))),
+        (&b, backend_name("d/K", Some(&vdk))),
+        (&other, "secret".to_owned()),
+    ];
     let snapshot = |stack: &Stack| {
         rt.block_on(async {
             let mut all = Vec::new();
-            for (bucket, key) in [(&b, "K"), (&b, "d/K"), (&other, "secret")] {
-                all.push(stored(stack, bucket, key).await);
+            for (bucket, name) in &names {
+                all.push(stored(stack, bucket, name).await);
             }
             let listed = stack
                 .direct()
@@ -899,7 +939,8 @@ fn generated_keys_never_reach_a_locked_object_or_another_bucket() {
             let got = rt.block_on(async {
                 match op {
                     0 => raw(&stack, "PUT", &path, &[], "ransom").await,
-                    1 => raw(&stack, "DELETE", &path, &[], "").await,
+                    // With K's version id: a delete that reached K would destroy it.
+                    1 => raw(&stack, "DELETE", &format!("{path}?versionId={vk}"), &[], "").await,
                     2 => {
                         let source = format!("{other}/{}", path_encode(&key));
                         raw(
@@ -923,8 +964,9 @@ fn generated_keys_never_reach_a_locked_object_or_another_bucket() {
                     }
                     _ => {
                         let escaped = key.replace('&', "&amp;").replace('<', "&lt;");
-                        let body =
-                            format!("<Delete><Object><Key>{escaped}</Key></Object></Delete>");
+                        let body = format!(
+                            "<Delete><Object><Key>{escaped}</Key><VersionId>{vk}</VersionId></Object></Delete>"
+                        );
                         raw(
                             &stack,
                             "POST",

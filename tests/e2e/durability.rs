@@ -30,11 +30,17 @@ fn snapshot(stack: &Stack) -> Vec<(String, ObjectLock)> {
         .collect()
 }
 
-async fn retention_secs(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<i64> {
+async fn retention_secs(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<String>,
+) -> Option<i64> {
     client
         .get_object_retention()
         .bucket(bucket)
         .key(key)
+        .set_version_id(version)
         .send()
         .await
         .ok()?
@@ -43,21 +49,34 @@ async fn retention_secs(client: &aws_sdk_s3::Client, bucket: &str, key: &str) ->
         .map(aws_sdk_s3::primitives::DateTime::secs)
 }
 
-/// The destructive requests that must stay refused, whatever happened to the index.
-async fn assert_still_locked(stack: &Stack, bucket: &str, m: &mut Matrix, when: &str) {
+/// The destructive requests that must stay refused, whatever happened to the index: a delete
+/// of each protected version by its id. (A lock bucket is versioned: a delete without an id
+/// only adds a delete marker, and a PUT makes a new version; neither destroys the version.)
+async fn assert_still_locked(
+    stack: &Stack,
+    bucket: &str,
+    versions: &HashMap<&str, Option<String>>,
+    m: &mut Matrix,
+    when: &str,
+) {
     let agent = stack.gateway();
     let admin = stack.admin();
     for key in ["comp", "gov", "held"] {
-        let del = outcome(admin.delete_object().bucket(bucket).key(key).send()).await;
+        let version = versions[key].clone();
+        let del = outcome(
+            admin
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.clone())
+                .send(),
+        )
+        .await;
         assert!(!del.is_ok(), "{when}: delete of {key} went through");
         m.check(
-            &format!("{when}: DeleteObject {key}"),
+            &format!("{when}: DeleteObject {key} by version id"),
             &del,
-            if del.status == 400 {
-                Expect::Refused(400, "InvalidArgument")
-            } else {
-                Expect::Locked
-            },
+            Expect::Locked,
         );
         let over = outcome(
             agent
@@ -69,12 +88,20 @@ async fn assert_still_locked(stack: &Stack, bucket: &str, m: &mut Matrix, when: 
         )
         .await;
         m.check(
-            &format!("{when}: PutObject over {key}"),
+            &format!("{when}: PutObject over {key} (a new version)"),
             &over,
-            Expect::Locked,
+            Expect::Ok,
         );
     }
-    let body = get_bytes(&agent, bucket, "comp", None).await;
+    let kept = agent
+        .get_object()
+        .bucket(bucket)
+        .key("comp")
+        .set_version_id(versions["comp"].clone())
+        .send()
+        .await
+        .expect("the locked version");
+    let body = kept.body.collect().await.expect("body").into_bytes();
     assert_eq!(&body[..], b"locked backup", "{when}: data changed");
 }
 
@@ -85,23 +112,30 @@ async fn locks_survive_restart_index_loss_and_rebuild() {
     let admin = stack.admin();
     let mut m = Matrix::new("gateway");
     let bucket = lock_bucket(&agent, "durable").await;
-    put_locked(
-        &agent,
-        &bucket,
+    let mut versions: HashMap<&str, Option<String>> = HashMap::new();
+    versions.insert(
         "comp",
-        ObjectLockMode::Compliance,
-        in_secs(3600),
-    )
-    .await;
-    put_locked(
-        &agent,
-        &bucket,
+        put_locked(
+            &agent,
+            &bucket,
+            "comp",
+            ObjectLockMode::Compliance,
+            in_secs(3600),
+        )
+        .await,
+    );
+    versions.insert(
         "gov",
-        ObjectLockMode::Governance,
-        in_secs(3600),
-    )
-    .await;
-    agent
+        put_locked(
+            &agent,
+            &bucket,
+            "gov",
+            ObjectLockMode::Governance,
+            in_secs(3600),
+        )
+        .await,
+    );
+    let held = agent
         .put_object()
         .bucket(&bucket)
         .key("held")
@@ -109,6 +143,7 @@ async fn locks_survive_restart_index_loss_and_rebuild() {
         .send()
         .await
         .expect("put");
+    versions.insert("held", held.version_id);
     admin
         .put_object_legal_hold()
         .bucket(&bucket)
@@ -134,9 +169,9 @@ async fn locks_survive_restart_index_loss_and_rebuild() {
         .expect("extend");
 
     stack.restart_gateway().await;
-    assert_still_locked(&stack, &bucket, &mut m, "after restart").await;
+    assert_still_locked(&stack, &bucket, &versions, &mut m, "after restart").await;
     assert_eq!(
-        retention_secs(&stack.gateway(), &bucket, "comp").await,
+        retention_secs(&stack.gateway(), &bucket, "comp", versions["comp"].clone()).await,
         Some(extended.secs())
     );
 
@@ -152,7 +187,7 @@ async fn locks_survive_restart_index_loss_and_rebuild() {
 
     // No index at all: every lock still holds, read back from the objects.
     start(&mut stack).await;
-    assert_still_locked(&stack, &bucket, &mut m, "index deleted").await;
+    assert_still_locked(&stack, &bucket, &versions, &mut m, "index deleted").await;
 
     // Rebuild: the index equals what it was.
     stop(&mut stack).await;
@@ -169,9 +204,9 @@ async fn locks_survive_restart_index_loss_and_rebuild() {
         "3 of 3 locks".into(),
     ));
     start(&mut stack).await;
-    assert_still_locked(&stack, &bucket, &mut m, "after rebuild").await;
+    assert_still_locked(&stack, &bucket, &versions, &mut m, "after rebuild").await;
     assert_eq!(
-        retention_secs(&stack.gateway(), &bucket, "comp").await,
+        retention_secs(&stack.gateway(), &bucket, "comp", versions["comp"].clone()).await,
         Some(extended.secs())
     );
     println!("{}", m.render());
@@ -194,8 +229,10 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
     let agent = stack.gateway();
     let bucket = lock_bucket(&agent, "race").await;
     let keys = ["k0", "k1", "k2", "k3"];
+    // The locked version of each key, the one every destructive request aims at.
+    let mut locked: HashMap<&str, Option<String>> = HashMap::new();
     for k in keys {
-        put_locked(
+        let v = put_locked(
             &agent,
             &bucket,
             k,
@@ -203,7 +240,9 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
             in_secs(3600),
         )
         .await;
+        locked.insert(k, v);
     }
+    let locked = Arc::new(locked);
     let acknowledged: Arc<Mutex<HashMap<&str, Vec<i64>>>> = Arc::default();
     let destroyed = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -212,13 +251,22 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
         let bucket = bucket.clone();
         let acknowledged = acknowledged.clone();
         let destroyed = destroyed.clone();
+        let locked = locked.clone();
         tasks.push(tokio::spawn(async move {
             for round in 0..ROUNDS {
                 let key = keys[(c + round) % keys.len()];
-                match (c + round) % 3 {
+                let version = locked[key].clone();
+                match (c + round) % 4 {
                     0 => {
-                        let r =
-                            outcome(client.delete_object().bucket(&bucket).key(key).send()).await;
+                        let r = outcome(
+                            client
+                                .delete_object()
+                                .bucket(&bucket)
+                                .key(key)
+                                .set_version_id(version)
+                                .send(),
+                        )
+                        .await;
                         if r.is_ok() {
                             destroyed
                                 .lock()
@@ -226,6 +274,7 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
                                 .push(format!("delete {key}"));
                         }
                     }
+                    // A new version and a delete marker: allowed, and they destroy nothing.
                     1 => {
                         let r = outcome(
                             client
@@ -236,12 +285,12 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
                                 .send(),
                         )
                         .await;
-                        if r.is_ok() {
-                            destroyed
-                                .lock()
-                                .expect("lock")
-                                .push(format!("overwrite {key}"));
-                        }
+                        assert!(r.is_ok(), "{r:?}");
+                    }
+                    2 => {
+                        let r =
+                            outcome(client.delete_object().bucket(&bucket).key(key).send()).await;
+                        assert!(r.is_ok(), "{r:?}");
                     }
                     _ => {
                         #[allow(clippy::cast_possible_wrap)]
@@ -251,6 +300,7 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
                                 .put_object_retention()
                                 .bucket(&bucket)
                                 .key(key)
+                                .set_version_id(version)
                                 .retention(
                                     ObjectLockRetention::builder()
                                         .mode(ObjectLockRetentionMode::Compliance)
@@ -289,11 +339,21 @@ async fn sixty_four_clients_cannot_race_a_lock_away() {
     for k in keys {
         let acked = acknowledged.get(k).cloned().unwrap_or_default();
         extensions += acked.len();
-        let latest = retention_secs(&agent, &bucket, k).await.expect("retention");
+        let latest = retention_secs(&agent, &bucket, k, locked[k].clone())
+            .await
+            .expect("retention");
         if let Some(max) = acked.iter().max() {
             assert_eq!(latest, *max, "{k}: an acknowledged extension was lost");
         }
-        let body = get_bytes(&agent, &bucket, k, None).await;
+        let kept = agent
+            .get_object()
+            .bucket(&bucket)
+            .key(k)
+            .set_version_id(locked[k].clone())
+            .send()
+            .await
+            .expect("the locked version");
+        let body = kept.body.collect().await.expect("body").into_bytes();
         assert_eq!(&body[..], b"locked backup", "{k} was overwritten");
     }
     println!(

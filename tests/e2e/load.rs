@@ -84,16 +84,22 @@ async fn two_hundred_connections_for_a_minute_see_only_the_expected_answers() {
         let agent = gw.client();
 
         let locked = lock_bucket(&agent, "load-locked").await;
+        // The locked versions, which the deletes name (a delete without a version id only
+        // adds a delete marker).
+        let mut versions = Vec::new();
         for i in 0..LOCKED_OBJECTS {
-            put_locked(
+            let v = put_locked(
                 &agent,
                 &locked,
                 &format!("locked-{i}"),
                 ObjectLockMode::Compliance,
                 in_secs(86_400),
             )
-            .await;
+            .await
+            .expect("a version");
+            versions.push(v);
         }
+        let versions = Arc::new(versions);
         let plain = unique_bucket("load-plain");
         agent
             .create_bucket()
@@ -124,6 +130,7 @@ async fn two_hundred_connections_for_a_minute_see_only_the_expected_answers() {
             let (authority, locked, plain) = (authority.clone(), locked.clone(), plain.clone());
             let (tally, wrong) = (Arc::clone(&tally), Arc::clone(&wrong));
             let acked_locks = Arc::clone(&acked_locks);
+            let versions = Arc::clone(&versions);
             workers.spawn(async move {
                 let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
                 let (mut conn, driver) =
@@ -147,7 +154,10 @@ async fn two_hundred_connections_for_a_minute_see_only_the_expected_answers() {
                         Kind::Head => ("HEAD", format!("/{plain}/read-{}", i % READ_OBJECTS), empty_raw_body()),
                         Kind::Put => ("PUT", format!("/{plain}/c{c}-{}", i % 4), full(write.clone())),
                         Kind::PutLocked => ("PUT", format!("/{locked}/c{c}-{n}"), full(write.clone())),
-                        Kind::DeleteLocked => ("DELETE", format!("/{locked}/locked-{}", i % LOCKED_OBJECTS), empty_raw_body()),
+                        Kind::DeleteLocked => {
+                            let j = i % LOCKED_OBJECTS;
+                            ("DELETE", format!("/{locked}/locked-{j}?versionId={}", versions[j]), empty_raw_body())
+                        }
                     };
                     let until_date = (chrono::Utc::now() + chrono::TimeDelta::days(1))
                         .format("%Y-%m-%dT%H:%M:%SZ")

@@ -37,7 +37,10 @@ struct Run<'a> {
     stack: &'a Stack,
     agent: Client,
     admin: Client,
+    /// Versioned lock buckets: the backend's own (native) or the gateway's (gateway profile).
     versioned: bool,
+    /// The backend enforces locks itself (its lifecycle rules respect them).
+    native: bool,
     bucket: String,
     plain: String,
     v_comp: Option<String>,
@@ -71,7 +74,8 @@ async fn run_matrix(stack: &Stack, profile: Profile) -> String {
         stack,
         admin: stack.admin(),
         agent,
-        versioned: profile == Profile::Native,
+        versioned: profile != Profile::BucketRetention,
+        native: profile == Profile::Native,
         bucket,
         plain,
         v_comp: None,
@@ -799,7 +803,7 @@ async fn bad_lock_input(run: &mut Run<'_>) {
 async fn bucket_settings(run: &mut Run<'_>) {
     let agent = &run.agent;
     let admin = &run.admin;
-    let versioned = run.versioned;
+    let native = run.native;
     let bucket = run.bucket.clone();
     let m = &mut run.m;
     let suspend = outcome(
@@ -840,7 +844,7 @@ async fn bucket_settings(run: &mut Run<'_>) {
             .send(),
     )
     .await;
-    if versioned {
+    if native {
         m.check(
             "PutBucketLifecycle on a bucket holding locks (backend honours locks)",
             &lifecycle,

@@ -41,7 +41,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
         let mut gw = Gateway::start(&config, &[]).await;
         let agent = gw.client();
         let bucket = lock_bucket(&agent, "clock").await;
-        put_locked(
+        let two_days = put_locked(
             &agent,
             &bucket,
             "two-days",
@@ -49,7 +49,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
             in_secs(2 * 86_400),
         )
         .await;
-        put_locked(
+        let two_years = put_locked(
             &agent,
             &bucket,
             "two-years",
@@ -65,7 +65,15 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
             .send()
             .await
             .expect("default retention");
-        let got = outcome(agent.delete_object().bucket(&bucket).key("two-days").send()).await;
+        let got = outcome(
+            agent
+                .delete_object()
+                .bucket(&bucket)
+                .key("two-days")
+                .set_version_id(two_days.clone())
+                .send(),
+        )
+        .await;
         assert_eq!(got.status, 403, "{got:?}");
         gw.stop_cleanly().await;
 
@@ -78,23 +86,27 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
         let attempts = [
             (
                 "delete",
-                outcome(agent.delete_object().bucket(&bucket).key("two-days").send()).await,
-            ),
-            (
-                "overwrite",
                 outcome(
                     agent
-                        .put_object()
+                        .delete_object()
                         .bucket(&bucket)
                         .key("two-days")
-                        .body(ByteStream::from_static(b"ransom"))
+                        .set_version_id(two_days.clone())
                         .send(),
                 )
                 .await,
             ),
             (
                 "delete as admin",
-                outcome(admin.delete_object().bucket(&bucket).key("two-days").send()).await,
+                outcome(
+                    admin
+                        .delete_object()
+                        .bucket(&bucket)
+                        .key("two-days")
+                        .set_version_id(two_days.clone())
+                        .send(),
+                )
+                .await,
             ),
             (
                 "batch delete",
@@ -107,6 +119,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
                                 .objects(
                                     aws_sdk_s3::types::ObjectIdentifier::builder()
                                         .key("two-days")
+                                        .set_version_id(two_days.clone())
                                         .build()
                                         .expect("id"),
                                 )
@@ -137,6 +150,7 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
                 .delete_object()
                 .bucket(&bucket)
                 .key("two-years")
+                .set_version_id(two_years.clone())
                 .send(),
         )
         .await;
@@ -157,16 +171,25 @@ async fn a_clock_moved_a_year_either_way_unlocks_nothing_early() {
         // Back at the real time: nothing was lost, and the 2-day lock still holds.
         let gw = Gateway::start(&config, &[]).await;
         let agent = gw.client();
-        for key in ["two-days", "two-years"] {
+        for (key, version) in [("two-days", &two_days), ("two-years", &two_years)] {
             agent
                 .head_object()
                 .bucket(&bucket)
                 .key(key)
+                .set_version_id(version.clone())
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("{key} is gone: {e:?}"));
         }
-        let got = outcome(agent.delete_object().bucket(&bucket).key("two-days").send()).await;
+        let got = outcome(
+            agent
+                .delete_object()
+                .bucket(&bucket)
+                .key("two-days")
+                .set_version_id(two_days.clone())
+                .send(),
+        )
+        .await;
         assert_eq!(got.status, 403, "{got:?}");
         // Let the high-water mark be written (every 5 s, and at shutdown).
         let mut gw = gw;
@@ -310,28 +333,58 @@ async fn locked_put(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> u16
     .status
 }
 
-/// Every acknowledged key is locked through the gateway: its delete and its overwrite are
-/// refused, and it still reads back.
+/// The version ids of `key` (not its delete markers), as the gateway lists them.
+async fn versions_of(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
+    let listed = client
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("versions of {key}: {e:?}"));
+    listed
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .filter_map(|v| v.version_id().map(str::to_owned))
+        .collect()
+}
+
+/// Every acknowledged key is locked through the gateway: a delete of any of its versions is
+/// refused, and each reads back under COMPLIANCE.
 async fn assert_locked(client: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) {
     for key in keys {
-        let got = outcome(client.delete_object().bucket(bucket).key(key).send()).await;
-        assert_eq!(
-            (got.status, got.code.as_str()),
-            (403, "AccessDenied"),
-            "delete of acknowledged {key}"
-        );
-        let retention = client
-            .get_object_retention()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("retention of acknowledged {key}: {e:?}"));
-        assert_eq!(
-            retention.retention.and_then(|r| r.mode),
-            Some(ObjectLockRetentionMode::Compliance),
-            "{key}"
-        );
+        let versions = versions_of(client, bucket, key).await;
+        assert!(!versions.is_empty(), "acknowledged {key} has no version");
+        for version in versions {
+            let got = outcome(
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .version_id(&version)
+                    .send(),
+            )
+            .await;
+            assert_eq!(
+                (got.status, got.code.as_str()),
+                (403, "AccessDenied"),
+                "delete of acknowledged {key}"
+            );
+            let retention = client
+                .get_object_retention()
+                .bucket(bucket)
+                .key(key)
+                .version_id(&version)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("retention of acknowledged {key}: {e:?}"));
+            assert_eq!(
+                retention.retention.and_then(|r| r.mode),
+                Some(ObjectLockRetentionMode::Compliance),
+                "{key}"
+            );
+        }
     }
 }
 
@@ -392,11 +445,21 @@ async fn kill_9_in_the_middle_of_a_backup_loses_no_acknowledged_lock() {
         // Nothing at all in the bucket is deletable early, acknowledged or not.
         for i in 0..100 {
             let key = format!("job-{i:03}.vbk");
-            let got = outcome(agent.delete_object().bucket(&bucket).key(&key).send()).await;
-            assert!(
-                got.status == 403 || got.is_ok() && !acked.contains(&key),
-                "{key}: {got:?}"
-            );
+            for version in versions_of(&agent, &bucket, &key).await {
+                let got = outcome(
+                    agent
+                        .delete_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .version_id(&version)
+                        .send(),
+                )
+                .await;
+                assert!(
+                    got.status == 403 || got.is_ok() && !acked.contains(&key),
+                    "{key}: {got:?}"
+                );
+            }
         }
         gw.signal("TERM");
         assert!(
@@ -436,6 +499,7 @@ async fn a_backend_outage_gives_503_and_loses_no_acknowledged_lock() {
         let agent = client_at(&gw.url, (ACCESS_KEY, SECRET_KEY), TimeDelta::zero());
         let bucket = lock_bucket(&agent, "outage").await;
         assert_eq!(locked_put(&agent, &bucket, "before.vbk").await, 200);
+        let before = versions_of(&agent, &bucket, "before.vbk").await.pop();
 
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -445,7 +509,7 @@ async fn a_backend_outage_gives_503_and_loses_no_acknowledged_lock() {
         >::new()));
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..8 {
-            let (agent, bucket) = (agent.clone(), bucket.clone());
+            let (agent, bucket, before) = (agent.clone(), bucket.clone(), before.clone());
             let (stop, acked, statuses) = (stop.clone(), acked.clone(), statuses.clone());
             workers.spawn(async move {
                 let mut n = 0;
@@ -464,6 +528,7 @@ async fn a_backend_outage_gives_503_and_loses_no_acknowledged_lock() {
                                 .delete_object()
                                 .bucket(&bucket)
                                 .key("before.vbk")
+                                .set_version_id(before.clone())
                                 .send(),
                         )
                         .await;
@@ -547,11 +612,19 @@ async fn a_backend_outage_gives_503_and_loses_no_acknowledged_lock() {
         let index = policy::index::SledIndex::open(&dir.path().join("index")).expect("index");
         use policy::index::LockIndex as _;
         for key in &acked {
-            let record = index
-                .get(&policy::lock::ObjectRef::new(&bucket, key, None))
+            // Its version, whatever its id.
+            let records = index
+                .scan(&policy::index::Scan {
+                    bucket: Some(&bucket),
+                    prefix: key,
+                    after: None,
+                    limit: usize::MAX,
+                })
                 .expect("read index");
             assert!(
-                record.is_some_and(|r| r.lock.retention.is_some()),
+                records
+                    .iter()
+                    .any(|r| r.object.key == *key && r.lock.retention.is_some()),
                 "{key} is not in the index"
             );
         }

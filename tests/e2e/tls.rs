@@ -230,7 +230,7 @@ async fn an_https_backend_is_trusted_through_its_ca_file_only() {
         let stack = Stack::start_remote(remote.clone(), Profile::Gateway).await;
         let agent = stack.gateway();
         let bucket = lock_bucket(&agent, "https").await;
-        put_locked(
+        let kept = put_locked(
             &agent,
             &bucket,
             "kept",
@@ -242,7 +242,15 @@ async fn an_https_backend_is_trusted_through_its_ca_file_only() {
             get_bytes(&agent, &bucket, "kept", None).await,
             b"locked backup"
         );
-        let deleted = outcome(agent.delete_object().bucket(&bucket).key("kept").send()).await;
+        let deleted = outcome(
+            agent
+                .delete_object()
+                .bucket(&bucket)
+                .key("kept")
+                .set_version_id(kept)
+                .send(),
+        )
+        .await;
         assert_eq!(deleted.brief(), "403 AccessDenied", "{deleted:?}");
         stack.shutdown().await;
 

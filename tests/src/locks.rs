@@ -168,6 +168,16 @@ pub async fn put_locked(
         .version_id
 }
 
+/// Where the store behind the gateway keeps a version: a version the gateway wrote in a
+/// versioned lock bucket has a name of its own (`versions::layout`); anything else is its key.
+#[must_use]
+pub fn backend_name(key: &str, version: Option<&str>) -> String {
+    match version.and_then(wormgate::versions::layout::VersionId::parse) {
+        Some(id) => wormgate::versions::layout::version_name(key, &id),
+        None => key.to_owned(),
+    }
+}
+
 /// The retention mode type of a lock mode.
 #[must_use]
 pub fn retention_mode(mode: &ObjectLockMode) -> ObjectLockRetentionMode {

@@ -64,7 +64,22 @@ impl Gateway {
         if lock_enabled {
             Carried::BucketLock.onto(bucket_facts.profile, &mut headers);
         }
+        let action = Action::CreateBucket { lock_enabled };
         let resp = self.forward(&mut call, headers, permit).await?;
+        if resp.status().is_success() && bucket_facts.profile == Profile::Gateway && lock_enabled {
+            // The backend records that the bucket is a lock bucket, for every gateway.
+            let again = self.decide_at(action, &facts, self.locks.now()).await?;
+            let permit = crate::backend::Permit::granted(again).map_err(GatewayError::Denied)?;
+            self.record_bucket_lock(
+                &bucket,
+                &policy::lock::BucketLock {
+                    enabled: true,
+                    default_retention: None,
+                },
+                permit,
+            )
+            .await?;
+        }
         if resp.status().is_success() && !native {
             // A bucket made through the gateway has a record: the index vouches for what is
             // locked in it. What the index knows of the backend's own retention stays.
@@ -95,9 +110,9 @@ impl Gateway {
             self.locks.forget_bucket(&bucket);
             return Ok(reply(resp));
         }
-        // The bucket must exist on the backend. The change itself is the index's: the
-        // backend has no place for it, so the permit goes no further.
-        let _ = permit;
+        // The bucket must exist on the backend. In the gateway profile the change is recorded
+        // there as a new record (see `record_bucket_lock`); on a bucket-retention backend the
+        // index keeps it.
         let resp = self
             .read(
                 crate::backend::ReadMethod::Head,
@@ -114,6 +129,11 @@ impl Gateway {
                 "HeadBucket answered {}",
                 resp.status()
             )));
+        }
+        if bucket_facts.profile == Profile::Gateway {
+            self.record_bucket_lock(&bucket, &lock, permit).await?;
+        } else {
+            let _ = permit;
         }
         // What the index knows of the backend's own retention stays.
         let retention_backend = bucket_facts.profile == Profile::BucketRetention;
@@ -164,6 +184,11 @@ impl Gateway {
         let permit = self
             .decide(Action::PutVersioning { suspend }, &facts)
             .await?;
+        if crate::enforce::versioned::serves_versions(&bucket_facts) {
+            // The gateway serves this bucket's versions: enabled it is, and stays.
+            let _ = permit;
+            return Ok(crate::enforce::ok_empty());
+        }
         let mut headers = backend_headers(&call.headers);
         let rendered = lock_xml::render_versioning(suspend);
         call.set_body(bytes::Bytes::from(rendered), &mut headers);

@@ -14,6 +14,7 @@ use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
 use crate::enforce::profile::Carried;
+use crate::enforce::versioned;
 use crate::enforce::{BucketFacts, Permit, refusal_of};
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
@@ -21,12 +22,24 @@ use crate::s3::lock_headers;
 use crate::s3::lock_xml::{self, DeleteKey};
 use crate::s3::reply_with;
 
-/// The index entry a delete of `version_id` touches: in the gateway profile the only version.
-fn object_ref(bucket: &str, key: &str, version_id: Option<&str>, profile: Profile) -> ObjectRef {
-    match profile {
+/// The index entry a delete of `version_id` touches: the version named, where the backend or
+/// the gateway keeps versions; else the only version.
+fn object_ref(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    facts: &BucketFacts,
+) -> Result<ObjectRef, GatewayError> {
+    if versioned::serves_versions(facts) {
+        return Ok(match version_id {
+            Some(v) => versioned::parse_version(v)?.object(bucket, key),
+            None => ObjectRef::new(bucket, key, None),
+        });
+    }
+    Ok(match facts.profile {
         Profile::Native => ObjectRef::new(bucket, key, version_id),
         Profile::Gateway | Profile::BucketRetention => ObjectRef::new(bucket, key, None),
-    }
+    })
 }
 
 fn spec(version_id: Option<&str>) -> VersionSpec {
@@ -68,7 +81,7 @@ impl Gateway {
         } = call.object()?;
         let bypass = lock_headers::bypass(&call.headers)?;
         let bucket_facts = self.bucket_facts(&bucket).await?;
-        let object = object_ref(&bucket, &key, version_id.as_deref(), bucket_facts.profile);
+        let object = object_ref(&bucket, &key, version_id.as_deref(), &bucket_facts)?;
         let version = spec(version_id.as_deref());
 
         let _guard = self.locks.keys.lock(&bucket, &key).await;
@@ -78,6 +91,20 @@ impl Gateway {
             .decide(Action::Delete { version, bypass }, &facts)
             .await?;
 
+        if versioned::serves_versions(&bucket_facts) {
+            let had_lock = matches!(facts.target, VersionState::Known(l) if !l.is_empty());
+            return self
+                .delete_version(
+                    &bucket,
+                    &key,
+                    &object,
+                    version_id.as_deref(),
+                    had_lock,
+                    permit,
+                )
+                .await
+                .map(|done| done.unwrap_or_else(|resp| resp));
+        }
         let mut headers = backend_headers(&call.headers);
         Carried::Bypass(bypass, call.user.permissions).onto(bucket_facts.profile, &mut headers);
         let resp = self.forward(&mut call, headers, permit).await?;
@@ -87,6 +114,46 @@ impl Gateway {
             self.locks.index.remove(&object)?;
         }
         Ok(reply(resp))
+    }
+
+    /// An allowed delete in a bucket whose versions the gateway serves: without a version id
+    /// a new delete marker; with one, that version's (or marker's) own backend name removed.
+    /// `Ok(Err(reply))` when the backend refused.
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        object: &ObjectRef,
+        version_id: Option<&str>,
+        had_lock: bool,
+        permit: Permit,
+    ) -> Result<Result<S3Response<Body>, S3Response<Body>>, GatewayError> {
+        let Some(v) = version_id else {
+            return Ok(self
+                .put_delete_marker(bucket, key, permit)
+                .await?
+                .map(|id| Self::deleted_reply(id.as_str(), true)));
+        };
+        let which = versioned::parse_version(v)?;
+        let (target, _) = self.address(object);
+        let resp = self
+            .send_empty(
+                http::Method::DELETE,
+                &target,
+                http::HeaderMap::new(),
+                permit,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Ok(Err(reply(resp)));
+        }
+        if had_lock {
+            self.locks.index.remove(object)?;
+        }
+        Ok(Ok(Self::deleted_reply(
+            which.id(),
+            which.is_delete_marker(),
+        )))
     }
 
     /// One key of a DeleteObjects batch: the policy's answer, or the refusal of a key the
@@ -110,8 +177,8 @@ impl Gateway {
             &call.target.bucket.clone().unwrap_or_default(),
             &k.key,
             k.version_id.as_deref(),
-            bucket_facts.profile,
-        );
+            bucket_facts,
+        )?;
         let version = spec(k.version_id.as_deref());
         let mut facts = self.facts(call, bucket_facts);
         facts.target = match self.delete_target(bucket_facts, &object, version).await {
@@ -152,7 +219,11 @@ impl Gateway {
             .lock_all(&bucket, keys.iter().map(|k| k.key.as_str()))
             .await;
         let now = self.locks.now();
-        let mut allowed: Vec<(DeleteKey, ObjectRef, bool)> = Vec::with_capacity(keys.len());
+        let versions = versioned::serves_versions(&bucket_facts);
+        // Each allowed key, its version, whether it had a lock, and (where each key is its
+        // own backend request) its own permit.
+        let mut allowed: Vec<(DeleteKey, ObjectRef, bool, Option<Permit>)> =
+            Vec::with_capacity(keys.len());
         // The batch reaches the backend on the permit of an allowed key, never without one.
         let mut permit: Option<Permit> = None;
         let mut refused = String::new();
@@ -172,17 +243,19 @@ impl Gateway {
             self.record(now, Some(&k.key), Some(action), refusal_of(&decision));
             match decision {
                 Ok(allow @ Decision::Allow(_)) => {
-                    if permit.is_none() {
-                        permit = Some(Permit::granted(allow).map_err(GatewayError::Denied)?);
-                    }
-                    let object = object_ref(
-                        &bucket,
-                        &k.key,
-                        k.version_id.as_deref(),
-                        bucket_facts.profile,
-                    );
+                    let object =
+                        object_ref(&bucket, &k.key, k.version_id.as_deref(), &bucket_facts)?;
+                    let granted = Permit::granted(allow).map_err(GatewayError::Denied)?;
+                    let own = if versions {
+                        Some(granted)
+                    } else {
+                        if permit.is_none() {
+                            permit = Some(granted);
+                        }
+                        None
+                    };
                     let had_lock = matches!(state, VersionState::Known(l) if !l.is_empty());
-                    allowed.push((k, object, had_lock));
+                    allowed.push((k, object, had_lock, own));
                 }
                 Ok(Decision::Deny { reason }) => {
                     refused.push_str(&refusal(&k, &GatewayError::Denied(reason)));
@@ -191,6 +264,9 @@ impl Gateway {
             }
         }
 
+        if versions {
+            return self.delete_versions(&bucket, allowed, quiet, refused).await;
+        }
         let Some(permit) = permit else {
             return Ok(reply_with(
                 StatusCode::OK,
@@ -198,10 +274,7 @@ impl Gateway {
             ));
         };
         let new_body = lock_xml::render_delete(
-            &allowed
-                .iter()
-                .map(|(k, _, _)| k.clone())
-                .collect::<Vec<_>>(),
+            &allowed.iter().map(|(k, ..)| k.clone()).collect::<Vec<_>>(),
             quiet,
         );
         let mut headers = backend_headers(&call.headers);
@@ -211,7 +284,7 @@ impl Gateway {
         if !resp.status().is_success() {
             return Ok(reply(resp));
         }
-        for (_, object, had_lock) in &allowed {
+        for (_, object, had_lock, _) in &allowed {
             if *had_lock {
                 self.locks.index.remove(object)?;
             }
@@ -232,5 +305,59 @@ impl Gateway {
             }
         }
         Ok(out)
+    }
+
+    /// The allowed keys of a DeleteObjects in a bucket whose versions the gateway serves, one
+    /// backend request each (a delete marker made, or a version's name removed), and the reply
+    /// the gateway writes for them, with the refusals.
+    async fn delete_versions(
+        &self,
+        bucket: &str,
+        allowed: Vec<(DeleteKey, ObjectRef, bool, Option<Permit>)>,
+        quiet: bool,
+        refused: String,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let mut elements = String::new();
+        for (k, object, had_lock, permit) in allowed {
+            let permit =
+                permit.ok_or_else(|| GatewayError::Internal("a key without a permit".into()))?;
+            let done = self
+                .delete_version(
+                    bucket,
+                    &k.key,
+                    &object,
+                    k.version_id.as_deref(),
+                    had_lock,
+                    permit,
+                )
+                .await;
+            match done {
+                Ok(Ok(resp)) => {
+                    if !quiet {
+                        let marker = resp
+                            .headers
+                            .contains_key("x-amz-delete-marker")
+                            .then(|| resp.headers.get("x-amz-version-id"))
+                            .flatten()
+                            .and_then(|v| v.to_str().ok());
+                        elements.push_str(&lock_xml::render_deleted(&k, marker));
+                    }
+                }
+                Ok(Err(resp)) => elements.push_str(&lock_xml::render_delete_error(
+                    &k,
+                    "InternalError",
+                    &format!(
+                        "the storage backend answered {}",
+                        resp.status.unwrap_or_default()
+                    ),
+                )),
+                Err(e) => elements.push_str(&refusal(&k, &e)),
+            }
+        }
+        elements.push_str(&refused);
+        Ok(reply_with(
+            StatusCode::OK,
+            Some(lock_xml::render_delete_result(&elements)),
+        ))
     }
 }

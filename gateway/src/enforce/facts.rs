@@ -83,17 +83,32 @@ impl Gateway {
                     versioning,
                 })
             }
-            // The backend keeps one version per key (or is treated so: the stricter view).
-            Profile::Gateway => Ok(BucketFacts {
-                profile,
-                lock: self
-                    .locks
-                    .index
-                    .bucket(bucket)?
-                    .map(|r| r.lock)
-                    .unwrap_or_default(),
-                versioning: Versioning::Unversioned,
-            }),
+            // A lock bucket is versioned, as on AWS: the gateway serves its versions
+            // (`versioned`). Other buckets keep one version per key.
+            Profile::Gateway => {
+                let lock = match self.locks.index.bucket(bucket)? {
+                    Some(r) => r.lock,
+                    // The index never saw this bucket (it was lost, or the bucket was made
+                    // through another gateway): what the backend records of it stands, and
+                    // the index keeps it.
+                    None => match self.bucket_lock_on_backend(bucket).await? {
+                        Some(lock) => {
+                            self.locks.update_bucket(bucket, |r| r.lock = lock)?;
+                            lock
+                        }
+                        None => BucketLock::default(),
+                    },
+                };
+                Ok(BucketFacts {
+                    profile,
+                    lock,
+                    versioning: if lock.enabled {
+                        Versioning::Enabled
+                    } else {
+                        Versioning::Unversioned
+                    },
+                })
+            }
             // The backend's bucket retention stands for object lock: it is always enabled,
             // with the default retention the gateway applies.
             Profile::BucketRetention => Ok(BucketFacts {
@@ -242,14 +257,7 @@ impl Gateway {
         &self,
         object: &ObjectRef,
     ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
-        let target = Target {
-            bucket: Some(object.bucket.clone()),
-            key: Some(object.key.clone()),
-        };
-        let query = object
-            .version_id
-            .as_ref()
-            .map(|v| format!("versionId={}", crate::s3::target::encode_query_value(v)));
+        let (target, query) = self.address(object);
         self.read(
             ReadMethod::Head,
             &target,

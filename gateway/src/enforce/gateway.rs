@@ -229,6 +229,29 @@ impl Gateway {
         self.observe(started, resp)
     }
 
+    /// Sends one request without a body (a delete, a delete marker, a copy onto itself) the
+    /// policy allowed.
+    pub(crate) async fn send_empty(
+        &self,
+        method: Method,
+        target: &Target,
+        mut headers: HeaderMap,
+        permit: Permit,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let body = crate::enforce::empty_body();
+        self.send(
+            method,
+            target,
+            None,
+            headers,
+            body,
+            Payload::Unsigned,
+            permit,
+        )
+        .await
+    }
+
     /// Sends one read (the gateway's own, for facts, or a client's).
     pub(crate) async fn read(
         &self,

@@ -33,6 +33,7 @@ mod profile;
 mod reads;
 mod retention;
 pub mod telemetry;
+mod versioned;
 mod writes;
 
 pub(crate) use decide::refusal_of;
@@ -71,7 +72,18 @@ impl Gateway {
     }
 
     /// One `match` from the operation to its handler.
-    async fn route(&self, mut call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
+    async fn route(&self, call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
+        if self.serves_versions_of(&call).await? {
+            return self.route_versioned(call).await;
+        }
+        self.route_unversioned(call).await
+    }
+
+    /// Every operation, on any bucket.
+    async fn route_unversioned(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
         match call.op {
             S3Op::HeadObject | S3Op::GetObject => self.read_object(call).await,
             S3Op::GetObjectRetention | S3Op::GetObjectLegalHold => self.get_object_lock(call).await,
@@ -103,25 +115,90 @@ impl Gateway {
             | S3Op::AbortMultipartUpload
             | S3Op::PutObjectConfig(_)
             | S3Op::DeleteObjectTagging
-            | S3Op::RestoreObject => {
-                let facts = self.plain_facts(&call)?;
-                let permit = self.decide(Action::Upload, &facts).await?;
-                let headers = backend_headers(&call.headers);
-                let resp = self.forward(&mut call, headers, permit).await?;
-                if call.op == S3Op::AbortMultipartUpload
-                    && resp.status().is_success()
-                    && let Some(id) = call.upload_id.as_deref()
-                {
-                    // The lock it would have carried goes with it.
-                    self.locks.index.remove_upload(id)?;
-                }
-                Ok(reply(resp))
-            }
+            | S3Op::RestoreObject => self.upload_step(call).await,
             _ => {
                 let headers = backend_headers(&call.headers);
                 Ok(reply(self.forward_read(&mut call, headers).await?))
             }
         }
+    }
+}
+
+impl Gateway {
+    /// Whether the call acts on a bucket whose versions the gateway serves.
+    async fn serves_versions_of(&self, call: &Call<'_>) -> Result<bool, GatewayError> {
+        let Some(bucket) = call.target.bucket.as_deref() else {
+            return Ok(false);
+        };
+        if self.locks.profile_of(bucket) != Profile::Gateway
+            || matches!(call.op, S3Op::CreateBucket | S3Op::ListBuckets)
+        {
+            return Ok(false);
+        }
+        Ok(versioned::serves_versions(
+            &self.bucket_facts(bucket).await?,
+        ))
+    }
+
+    /// The operations of a versioned bucket whose versions the gateway serves: reads and
+    /// listings from the version names, part requests aimed at their version; the rest as in
+    /// `route`, each handler resolving versions itself.
+    async fn route_versioned(&self, mut call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
+        match call.op {
+            S3Op::HeadObject | S3Op::GetObject => self.read_version(call).await,
+            S3Op::ListObjects | S3Op::ListObjectsV2 | S3Op::ListObjectVersions => {
+                self.list_versioned(&call).await
+            }
+            S3Op::GetBucketConfig(BucketConfig::Versioning) => Ok(Self::versioning_enabled_reply()),
+            S3Op::ListMultipartUploads => Err(GatewayError::NotImplemented(
+                "ListMultipartUploads is not served on a versioned bucket yet".into(),
+            )),
+            S3Op::UploadPart | S3Op::UploadPartCopy | S3Op::AbortMultipartUpload => {
+                self.aim_at_upload(&mut call)?;
+                self.upload_step(call).await
+            }
+            S3Op::ListParts => {
+                let key = call.key()?.to_owned();
+                let id = self.aim_at_upload(&mut call)?;
+                let backend_id = call.query.get("uploadId").map(str::to_owned);
+                let headers = backend_headers(&call.headers);
+                let resp = self.forward_read(&mut call, headers).await?;
+                versioned::with_client_names(resp, &key, &id, backend_id.as_deref()).await
+            }
+            S3Op::PutObjectConfig(_) | S3Op::DeleteObjectTagging | S3Op::RestoreObject => {
+                self.aim_at_version(&mut call).await?;
+                self.upload_step(call).await
+            }
+            S3Op::GetObjectConfig(_) => {
+                self.aim_at_version(&mut call).await?;
+                let headers = backend_headers(&call.headers);
+                Ok(reply(self.forward_read(&mut call, headers).await?))
+            }
+            _ => Box::pin(self.route_unversioned(call)).await,
+        }
+    }
+}
+
+impl Gateway {
+    /// A step that adds to an upload or an object without replacing a version (a part, a
+    /// part copied from a source version, an abort, tagging): decided as such and forwarded.
+    async fn upload_step(&self, mut call: Call<'_>) -> Result<S3Response<Body>, GatewayError> {
+        let facts = self.plain_facts(&call)?;
+        let permit = self.decide(Action::Upload, &facts).await?;
+        let mut headers = backend_headers(&call.headers);
+        if call.op == S3Op::UploadPartCopy {
+            // A source in a bucket whose versions the gateway serves, by its backend name.
+            self.aim_copy_source(&mut headers).await?;
+        }
+        let resp = self.forward(&mut call, headers, permit).await?;
+        if call.op == S3Op::AbortMultipartUpload
+            && resp.status().is_success()
+            && let Some(id) = call.upload_id.as_deref()
+        {
+            // The lock it would have carried goes with it.
+            self.locks.index.remove_upload(id)?;
+        }
+        Ok(reply(resp))
     }
 }
 

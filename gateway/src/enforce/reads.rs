@@ -6,7 +6,6 @@ use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
 use crate::error::GatewayError;
-use crate::s3::lock_headers;
 
 use crate::enforce::{Call, Gateway};
 
@@ -26,20 +25,7 @@ impl Gateway {
         {
             return Ok(out);
         }
-        let from_meta = lock_headers::from_backend(&out.headers);
-        let indexed = self
-            .locks
-            .index
-            .get(&ObjectRef::new(&bucket, &key, None))?
-            .map(|r| r.lock);
-        let lock = match (from_meta, indexed) {
-            (Some(a), Some(b)) => Some(a.strictest(b)),
-            (a, b) => a.or(b),
-        };
-        let hold_set = out.headers.contains_key(lock_headers::META_LEGAL_HOLD);
-        if let Some(lock) = lock.filter(|l| !l.is_empty() || hold_set) {
-            lock_headers::set_response_headers(&mut out.headers, &lock);
-        }
+        self.show_lock(&mut out, &ObjectRef::new(&bucket, &key, None))?;
         Ok(out)
     }
 }

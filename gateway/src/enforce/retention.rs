@@ -14,6 +14,7 @@ use s3s::{Body, S3Response};
 use crate::backend::door::{backend_headers, reply};
 use crate::enforce::ok_empty;
 use crate::enforce::profile::Carried;
+use crate::enforce::versioned;
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
@@ -103,11 +104,19 @@ impl Gateway {
         let native = bucket_facts.profile == Profile::Native;
 
         let _guard = self.locks.keys.lock(&bucket, &key).await;
-        let object = ObjectRef::new(
-            &bucket,
-            &key,
-            if native { version_id.as_deref() } else { None },
-        );
+        let versions = versioned::serves_versions(&bucket_facts);
+        let object = if versions {
+            // The version named, or the latest; a delete marker has no lock.
+            let which = self.which(&bucket, &key, version_id.as_deref()).await?;
+            versioned::not_a_marker(&which, version_id.is_some())?;
+            which.object(&bucket, &key)
+        } else {
+            ObjectRef::new(
+                &bucket,
+                &key,
+                if native { version_id.as_deref() } else { None },
+            )
+        };
         // The gateway profile needs the object's headers to rewrite them; a native request
         // without a version id needs the current version's id.
         let needs_head = !native || version_id.is_none();
@@ -121,10 +130,17 @@ impl Gateway {
             version_id: if native {
                 inspected.version_id.clone()
             } else {
-                None
+                object.version_id.clone()
             },
             ..object
         };
+        if versions && inspected.state == VersionState::Absent {
+            return Err(if version_id.is_some() {
+                GatewayError::NoSuchVersion
+            } else {
+                GatewayError::NoSuchKey
+            });
+        }
         let mut facts = self.facts(&call, &bucket_facts);
         facts.target = inspected.state;
         let permit = self.decide(action, &facts).await?;
@@ -198,16 +214,15 @@ impl Gateway {
     /// Whether a legal hold was ever set on the version (its answer is then ON or OFF, as on
     /// AWS): its metadata says so in the gateway profile; in the bucket-retention profile the
     /// change lives in the index alone, whose record says where it came from.
-    async fn hold_was_set(&self, bucket: &str, key: &str) -> Result<bool, GatewayError> {
-        let object = ObjectRef::new(bucket, key, None);
-        if self.locks.profile_of(bucket) == Profile::BucketRetention {
+    async fn hold_was_set(&self, object: &ObjectRef) -> Result<bool, GatewayError> {
+        if self.locks.profile_of(&object.bucket) == Profile::BucketRetention {
             return Ok(self
                 .locks
                 .index
-                .get(&object)?
+                .get(object)?
                 .is_some_and(|r| r.source == LockSource::PutObjectLegalHold));
         }
-        let inspected = self.inspect(&object, true).await?;
+        let inspected = self.inspect(object, true).await?;
         Ok(inspected
             .head
             .is_some_and(|h| h.contains_key(lock_headers::META_LEGAL_HOLD)))
@@ -228,10 +243,20 @@ impl Gateway {
         if !bucket_facts.lock.enabled {
             return Err(GatewayError::Denied(DenyReason::BucketLockNotEnabled));
         }
-        let inspected = self
-            .inspect(&ObjectRef::new(&bucket, &key, None), false)
-            .await?;
+        let object = if versioned::serves_versions(&bucket_facts) {
+            let which = self
+                .which(&bucket, &key, call.version_id.as_deref())
+                .await?;
+            versioned::not_a_marker(&which, call.version_id.is_some())?;
+            which.object(&bucket, &key)
+        } else {
+            ObjectRef::new(&bucket, &key, None)
+        };
+        let inspected = self.inspect(&object, false).await?;
         let lock = match inspected.state {
+            VersionState::Absent if call.version_id.is_some() && object.version_id.is_some() => {
+                return Err(GatewayError::NoSuchVersion);
+            }
             VersionState::Absent => return Err(GatewayError::NoSuchKey),
             VersionState::Unknown => {
                 return Err(GatewayError::Denied(DenyReason::UnknownLockState));
@@ -247,7 +272,7 @@ impl Gateway {
             _ if lock.legal_hold == LegalHold::On => lock_xml::render_legal_hold(&lock),
             // OFF for a version whose hold was set once (its metadata says so), as on AWS;
             // a version that never had one has no legal hold configuration.
-            _ if self.hold_was_set(&bucket, &key).await? => lock_xml::render_legal_hold(&lock),
+            _ if self.hold_was_set(&object).await? => lock_xml::render_legal_hold(&lock),
             _ => return Err(GatewayError::NoSuchObjectLockConfiguration),
         };
         Ok(reply_with(http::StatusCode::OK, Some(xml)))

@@ -15,12 +15,13 @@ use s3s::{Body, S3Response};
 use crate::backend::door::{backend_headers, reply};
 use crate::enforce::Permit;
 use crate::enforce::profile::Carried;
+use crate::enforce::versioned;
 use crate::enforce::{Call, Gateway};
 use crate::error::GatewayError;
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::op::S3Op;
-use crate::s3::target::Target;
+use crate::versions::layout::{self, Kind, VersionId};
 
 /// Headers a copy with `x-amz-metadata-directive: REPLACE` takes from its source, so that
 /// replacing the reserved lock metadata keeps everything else.
@@ -97,7 +98,21 @@ impl Gateway {
         }
 
         let _guard = self.locks.keys.lock(&bucket, &key).await;
-        let object = ObjectRef::new(&bucket, &key, None);
+        // In a bucket whose versions the gateway serves, the write is a new version under a
+        // name of its own: nothing is replaced, so nothing needs looking up first.
+        let made = if versioned::serves_versions(&facts_of_bucket) {
+            Some(match call.op {
+                S3Op::CompleteMultipartUpload => self.aim_at_upload(&mut call)?,
+                _ => {
+                    let id = VersionId::new(Kind::Object);
+                    call.target.key = Some(layout::version_name(&key, &id));
+                    id
+                }
+            })
+        } else {
+            None
+        };
+        let object = ObjectRef::new(&bucket, &key, made.as_ref().map(VersionId::as_str));
         let mut facts = self.facts(&call, &facts_of_bucket);
         if facts_of_bucket.versioning != Versioning::Enabled {
             facts.target = self.inspect(&object, false).await?.state;
@@ -105,12 +120,20 @@ impl Gateway {
         let permit = self.decide(Action::Write { lock, bypass }, &facts).await?;
 
         let mut headers = backend_headers(&call.headers);
+        let mut source_version = None;
         if call.op == S3Op::CopyObject {
             canonical_directive(&mut headers)?;
-        }
-        if facts_of_bucket.profile != Profile::Native && call.op == S3Op::CopyObject {
-            self.copy_keeps_source_metadata(&call, &mut headers, &lock)
-                .await?;
+            let named = copy_source(&call.headers)?;
+            source_version = self.aim_copy_source(&mut headers).await?;
+            // The source version as the index and `address` know it.
+            let source = match &source_version {
+                Some(which) => which.object(&named.bucket, &named.key),
+                None => named,
+            };
+            if facts_of_bucket.profile != Profile::Native {
+                self.copy_keeps_source_metadata(&mut headers, &lock, &source)
+                    .await?;
+            }
         }
         // The lock a multipart upload carries was given when it began.
         if call.op != S3Op::CompleteMultipartUpload {
@@ -135,6 +158,7 @@ impl Gateway {
         };
         // A transport error leaves the pending record: the outcome is unknown, so the lock
         // stays (too strict is allowed, missing is not).
+        let backend_upload_id = call.query.get("uploadId").map(str::to_owned);
         let resp = self.forward(&mut call, headers, permit).await?;
         if resp.status().is_success() {
             let committed = committed_ref(&object, facts_of_bucket.profile, resp.headers());
@@ -150,7 +174,28 @@ impl Gateway {
         } else if pending.is_some() {
             self.locks.index.abort(&object)?;
         }
-        Ok(reply(resp))
+        let Some(id) = made else {
+            return Ok(reply(resp));
+        };
+        let success = resp.status().is_success();
+        let mut out = if call.op == S3Op::CompleteMultipartUpload {
+            versioned::with_client_names(resp, &key, &id, backend_upload_id.as_deref()).await?
+        } else {
+            reply(resp)
+        };
+        if success {
+            out.headers.insert(
+                "x-amz-version-id",
+                HeaderValue::from_str(id.as_str())
+                    .map_err(|_| GatewayError::Internal("version id header".into()))?,
+            );
+            if let Some(source) = source_version
+                && let Ok(v) = HeaderValue::from_str(source.id())
+            {
+                out.headers.insert("x-amz-copy-source-version-id", v);
+            }
+        }
+        Ok(out)
     }
 
     /// A copy in the gateway profile: the destination must not inherit the source's reserved
@@ -158,9 +203,9 @@ impl Gateway {
     /// metadata is carried over explicitly.
     async fn copy_keeps_source_metadata(
         &self,
-        call: &Call<'_>,
         headers: &mut HeaderMap,
         lock: &ObjectLock,
+        source: &ObjectRef,
     ) -> Result<(), GatewayError> {
         let replace = headers
             .get("x-amz-metadata-directive")
@@ -168,12 +213,12 @@ impl Gateway {
         if replace {
             return Ok(());
         }
-        let source = copy_source(&call.headers)?;
-        let inspected = self.inspect(&source, true).await?;
-        let Some(head) = inspected.head else {
+        let resp = self.head_version(source).await?;
+        if !resp.status().is_success() {
             // The backend will answer the copy with its own error.
             return Ok(());
-        };
+        }
+        let head = resp.headers().clone();
         let source_has_lock = head
             .keys()
             .any(|k| k.as_str().starts_with(lock_headers::META_PREFIX));
@@ -202,8 +247,15 @@ impl Gateway {
         let permit = self.decide(Action::StartUpload { lock }, &facts).await?;
         let mut headers = backend_headers(&call.headers);
         Carried::NewVersion(lock, source).onto(facts_of_bucket.profile, &mut headers);
+        // In a versioned bucket the upload is the version it will complete, under its own
+        // name; its upload id carries the version.
+        let made = versioned::serves_versions(&facts_of_bucket).then(|| {
+            let id = VersionId::new(Kind::Object);
+            call.target.key = Some(layout::version_name(&key, &id));
+            id
+        });
         let resp = self.forward(&mut call, headers, permit).await?;
-        if lock.is_empty() || !resp.status().is_success() {
+        if (lock.is_empty() && made.is_none()) || !resp.status().is_success() {
             return Ok(reply(resp));
         }
         let (parts, incoming) = resp.into_parts();
@@ -212,20 +264,36 @@ impl Gateway {
             .map_err(|e| {
                 GatewayError::BackendUnavailable(format!("CreateMultipartUpload reply: {e}"))
             })?;
-        let upload_id = lock_xml::upload_id(&body).ok_or_else(|| {
+        let backend_upload_id = lock_xml::upload_id(&body).ok_or_else(|| {
             GatewayError::Internal("CreateMultipartUpload reply without an UploadId".into())
         })?;
-        let record = LockRecord::new(
-            ObjectRef::new(&bucket, &key, None),
-            lock,
-            source,
-            self.locks.now(),
-        );
-        self.locks.index.put_upload(&upload_id, &record)?;
+        let (upload_id, body) = match &made {
+            Some(id) => (
+                versioned::upload_id_for(id, &backend_upload_id),
+                bytes::Bytes::from(versioned::client_names_in(
+                    &body,
+                    &key,
+                    id,
+                    Some(&backend_upload_id),
+                )),
+            ),
+            None => (backend_upload_id, body),
+        };
+        if !lock.is_empty() {
+            let record = LockRecord::new(
+                ObjectRef::new(&bucket, &key, made.as_ref().map(VersionId::as_str)),
+                lock,
+                source,
+                self.locks.now(),
+            );
+            self.locks.index.put_upload(&upload_id, &record)?;
+        }
         let mut out = S3Response::with_status(Body::from(body), parts.status);
         out.headers = parts.headers;
         out.headers.remove("transfer-encoding");
         out.headers.remove("connection");
+        // The body may have been rewritten: its length is its own.
+        out.headers.remove("content-length");
         Ok(out)
     }
 
@@ -241,10 +309,7 @@ impl Gateway {
         hold_set: bool,
         permit: Permit,
     ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
-        let target = Target {
-            bucket: Some(object.bucket.clone()),
-            key: Some(object.key.clone()),
-        };
+        let (target, _) = self.address(object);
         let mut headers = HeaderMap::new();
         let source = target.backend_path();
         headers.insert(
@@ -265,17 +330,8 @@ impl Gateway {
         if hold_set || head.contains_key(lock_headers::META_LEGAL_HOLD) {
             lock_headers::set_hold_metadata(&mut headers, lock.legal_hold);
         }
-        headers.insert("content-length", HeaderValue::from_static("0"));
-        self.send(
-            http::Method::PUT,
-            &target,
-            None,
-            headers,
-            crate::enforce::empty_body(),
-            crate::backend::Payload::Unsigned,
-            permit,
-        )
-        .await
+        self.send_empty(http::Method::PUT, &target, headers, permit)
+            .await
     }
 }
 

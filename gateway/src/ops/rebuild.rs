@@ -6,8 +6,12 @@
 //! protects it, merged with what the index already holds: the strictest record wins, so a
 //! rebuild never weakens a readable index. Pending records stay (a write whose outcome was
 //! never seen stays too strict).
-//! Gateway-profile buckets found holding locks are marked lock-enabled; a bucket's default
-//! retention lives only in the index and must be set again after the index is lost.
+//! Versions the gateway serves are read back from their names (`versions::layout`): key, id
+//! and kind; a delete marker has no lock to read.
+//! A gateway-profile bucket's lock configuration (default retention included) is read from the
+//! records the backend keeps of it (`.wormgate/bucket/lock!…`); buckets found holding locks or
+//! versions are marked lock-enabled. A bucket configured before those records existed keeps its
+//! default retention only in the index, and must be set again after the index is lost.
 
 use http::{HeaderMap, StatusCode};
 use policy::index::{LockRecord, LockSource};
@@ -19,6 +23,7 @@ use crate::error::GatewayError;
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::target::{Target, encode_query_value};
+use crate::versions::layout;
 
 /// What a rebuild found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -163,7 +168,15 @@ impl Gateway {
                 };
                 let xml = self.list_page(Some(bucket), &q).await?;
                 for c in blocks(&xml, "Contents") {
-                    out.push((element(c, "Key").unwrap_or_default(), None));
+                    let name = element(c, "Key").unwrap_or_default();
+                    // A version the gateway wrote names its key and id; a delete marker has
+                    // no lock; anything else in the gateway's folder is not a client's.
+                    match layout::parse_version_name(&name) {
+                        Some((_, id)) if id.kind() == layout::Kind::DeleteMarker => {}
+                        Some((key, id)) => out.push((key, Some(id.as_str().to_owned()))),
+                        None if layout::is_reserved(&name) => {}
+                        None => out.push((name, None)),
+                    }
                 }
                 token = element(&xml, "NextContinuationToken");
                 xml
@@ -186,8 +199,15 @@ impl Gateway {
         for bucket in buckets {
             report.buckets += 1;
             let profile = self.locks.profile_of(&bucket);
+            if profile == Profile::Gateway {
+                // The bucket's lock configuration, default retention included, as the backend
+                // records it (read into the index when the index has none).
+                self.bucket_facts(&bucket).await?;
+            }
             let mut bucket_locked = 0;
-            for (key, version_id) in self.versions_of(&bucket, profile).await? {
+            let versions = self.versions_of(&bucket, profile).await?;
+            for (key, version_id) in &versions {
+                let (key, version_id) = (key.clone(), version_id.clone());
                 report.versions += 1;
                 let object = ObjectRef::new(&bucket, &key, version_id.as_deref());
                 let inspected = self.head_lock(&object).await?;
@@ -215,9 +235,12 @@ impl Gateway {
                 }
             }
             if profile != Profile::Native {
-                // Every object was read: the index now vouches for the bucket.
-                self.locks
-                    .update_bucket(&bucket, |r| r.lock.enabled |= bucket_locked > 0)?;
+                // Every object was read: the index now vouches for the bucket. Versions the
+                // gateway wrote say it was a lock bucket (only those are versioned).
+                let versioned = versions.iter().any(|(_, id)| id.is_some());
+                self.locks.update_bucket(&bucket, |r| {
+                    r.lock.enabled |= bucket_locked > 0 || versioned;
+                })?;
             }
         }
         self.locks.index.flush()?;

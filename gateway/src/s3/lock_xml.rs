@@ -272,6 +272,23 @@ pub fn render_delete_error(key: &DeleteKey, code: &str, message: &str) -> String
     )
 }
 
+/// One `<Deleted>` of a DeleteResult: the version removed, or the delete marker made or
+/// removed (`marker`: its version id).
+#[must_use]
+pub fn render_deleted(key: &DeleteKey, marker: Option<&str>) -> String {
+    let marker = marker.map_or_else(String::new, |m| {
+        format!(
+            "<DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>{}</DeleteMarkerVersionId>",
+            escape(m)
+        )
+    });
+    format!(
+        "<Deleted><Key>{}</Key>{}{marker}</Deleted>",
+        escape(&key.key),
+        version_element(key.version_id.as_deref()),
+    )
+}
+
 /// A whole DeleteResult made of the given elements.
 #[must_use]
 pub fn render_delete_result(elements: &str) -> String {

@@ -2,6 +2,7 @@
 //! lock headers and the small XML bodies the gateway reads and writes, and the replies it makes.
 //! Everything that parses or renders S3 text lives here, and nothing here does I/O.
 
+pub mod list_xml;
 pub mod lock_headers;
 pub mod lock_xml;
 pub mod op;

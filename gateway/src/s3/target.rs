@@ -287,6 +287,19 @@ impl Query {
         self.0.iter().map(|(k, _)| k.as_str())
     }
 
+    /// Drops `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(k, _)| k != name);
+    }
+
+    /// Sets `name` to `value`, in place if it is there.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => value.clone_into(v),
+            None => self.0.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
     /// Drops the presigned-URL signature parameters.
     pub fn remove_signature(&mut self) {
         self.0

@@ -172,6 +172,23 @@ impl std::fmt::Display for VersionId {
     }
 }
 
+/// Where a bucket's object lock configuration is recorded, one new record a change (newest
+/// first): `.wormgate/bucket/lock!<id>`, its body the configuration's XML.
+const BUCKET_LOCK: &str = ".wormgate/bucket/lock!";
+
+/// The name of a new record of the bucket's lock configuration.
+#[must_use]
+pub fn bucket_lock_record(id: &VersionId) -> String {
+    format!("{BUCKET_LOCK}{id}")
+}
+
+/// The prefix under which the records of the bucket's lock configuration are listed, newest
+/// first.
+#[must_use]
+pub fn bucket_lock_records() -> &'static str {
+    BUCKET_LOCK
+}
+
 /// The backend name of version `id` of `key`.
 #[must_use]
 pub fn version_name(key: &str, id: &VersionId) -> String {
@@ -288,6 +305,7 @@ mod tests {
         assert_eq!(parse_version_name("a!0000000000000000000000000o"), None);
         assert!(is_reserved(".wormgate/x") && is_reserved(".wormgate"));
         assert!(VERSIONS.starts_with(RESERVED) && RESERVED_END.starts_with(RESERVED));
+        assert!(BUCKET_LOCK.starts_with(RESERVED) && !BUCKET_LOCK.starts_with(VERSIONS));
         assert!(!is_reserved(".wormgates") && !is_reserved("a/.wormgate/x"));
         assert!(backend_can_roll_up("/") && backend_can_roll_up("|"));
         assert!(!backend_can_roll_up(" ") && !backend_can_roll_up("a") && !backend_can_roll_up(""));

@@ -20,31 +20,7 @@ use std::collections::VecDeque;
 use crate::error::GatewayError;
 use crate::versions::layout::{self, Kind, VersionId};
 
-/// An object in a backend listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendObject {
-    pub name: String,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified: String,
-    pub storage_class: Option<String>,
-}
-
-/// An entry of a backend listing page: an object, or a common prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendItem {
-    Object(BackendObject),
-    Prefix(String),
-}
-
-impl BackendItem {
-    fn name(&self) -> &str {
-        match self {
-            Self::Object(o) => &o.name,
-            Self::Prefix(p) => p,
-        }
-    }
-}
+pub use crate::s3::list_xml::{BackendItem, BackendObject, BackendPage};
 
 /// One ListObjectsV2 request to the backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,13 +30,6 @@ pub struct BackendList {
     pub start_after: Option<String>,
     pub continuation: Option<String>,
     pub max_keys: u32,
-}
-
-/// The backend's answer: objects and common prefixes merged in name order.
-#[derive(Debug, Clone, Default)]
-pub struct BackendPage {
-    pub items: Vec<BackendItem>,
-    pub next_continuation: Option<String>,
 }
 
 /// Something that answers ListObjectsV2 for one bucket: the backend, or a model of it.

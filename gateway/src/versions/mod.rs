@@ -4,3 +4,4 @@
 
 pub mod layout;
 pub mod listing;
+pub mod replies;

@@ -1,0 +1,643 @@
+//! Versioned buckets served by the gateway, in the `gateway` profile: every lock bucket is
+//! versioned, as on AWS. Versions and delete markers are new backend objects named by
+//! `versions::layout`; nothing on the backend is ever overwritten by a client's write.
+//!
+//! What the handlers here add to the common path:
+//! - the address of a version on the backend (`address`), and which version a request means
+//!   (`which`: a version id the gateway made, `null` for objects from before, or the latest,
+//!   read from the backend's listing of the key's versions, newest first);
+//! - reads, delete markers, deletes by version id and the listings (`versions::listing`);
+//! - multipart upload ids that carry their version (`<version id>.<backend upload id>`), so
+//!   that every part request finds its backend name without asking the index.
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use policy::lock::{ObjectLock, ObjectRef, Profile, Versioning};
+use s3s::{Body, S3Response};
+
+use crate::backend::door::{backend_headers, reply};
+use crate::backend::{Payload, Permit, ReadMethod};
+use crate::enforce::{BucketFacts, Call, Gateway};
+use crate::error::GatewayError;
+use crate::s3::list_xml::{self, Encoding};
+use crate::s3::lock_headers;
+use crate::s3::lock_xml::{self, escape};
+use crate::s3::op::S3Op;
+use crate::s3::reply_with;
+use crate::s3::target::{CopySource, Target, encode_query_value};
+use crate::versions::layout::{self, Kind, VersionId};
+use crate::versions::listing::{self, BackendList, BackendPage, ListRequest, Lister};
+use crate::versions::replies;
+
+/// How many names a listing asks the backend for at once.
+const BACKEND_PAGE: u32 = 1000;
+
+/// Whether the gateway serves the bucket's versions itself.
+pub(crate) fn serves_versions(facts: &BucketFacts) -> bool {
+    facts.profile == Profile::Gateway && facts.versioning == Versioning::Enabled
+}
+
+/// Which version a request means, once resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// The object from before versioning, at its own key.
+    Null,
+    Made(VersionId),
+}
+
+impl Which {
+    pub(crate) fn object(&self, bucket: &str, key: &str) -> ObjectRef {
+        match self {
+            Self::Null => ObjectRef::new(bucket, key, None),
+            Self::Made(id) => ObjectRef::new(bucket, key, Some(id.as_str())),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            Self::Null => "null",
+            Self::Made(id) => id.as_str(),
+        }
+    }
+
+    pub(crate) fn is_delete_marker(&self) -> bool {
+        matches!(self, Self::Made(id) if id.kind() == Kind::DeleteMarker)
+    }
+}
+
+/// A client's version id on a versioned bucket.
+pub(crate) fn parse_version(v: &str) -> Result<Which, GatewayError> {
+    if v == "null" {
+        return Ok(Which::Null);
+    }
+    VersionId::parse(v)
+        .map(Which::Made)
+        .ok_or_else(|| GatewayError::InvalidArgument("Invalid version id specified".into()))
+}
+
+/// A request on an object refuses a delete marker as S3 does: 405 when the marker is named by
+/// its version id, else 404 (the key has no current version).
+pub(crate) fn not_a_marker(which: &Which, named: bool) -> Result<(), GatewayError> {
+    if !which.is_delete_marker() {
+        return Ok(());
+    }
+    Err(if named {
+        GatewayError::MethodNotAllowed(
+            "The specified method is not allowed against this resource.".into(),
+        )
+    } else {
+        GatewayError::NoSuchKey
+    })
+}
+
+/// A multipart upload id as clients see it: the version it will complete, and the backend's id.
+pub(crate) fn upload_id_for(id: &VersionId, backend: &str) -> String {
+    format!("{id}.{backend}")
+}
+
+/// The version and the backend's id of a client's upload id.
+pub(crate) fn split_upload_id(client: &str) -> Result<(VersionId, &str), GatewayError> {
+    let no_such = || GatewayError::NoSuchUpload;
+    let (id, backend) = client.split_once('.').ok_or_else(no_such)?;
+    let id = VersionId::parse(id).filter(|i| i.kind() == Kind::Object);
+    match id {
+        Some(id) if !backend.is_empty() => Ok((id, backend)),
+        _ => Err(no_such()),
+    }
+}
+
+/// One bucket's ListObjectsV2, as the versions listings read it.
+pub(crate) struct BackendLister<'a> {
+    gateway: &'a Gateway,
+    bucket: &'a str,
+}
+
+#[async_trait::async_trait]
+impl Lister for BackendLister<'_> {
+    async fn list(&self, r: &BackendList) -> Result<BackendPage, GatewayError> {
+        let mut query = format!(
+            "list-type=2&max-keys={}&prefix={}",
+            r.max_keys,
+            encode_query_value(&r.prefix)
+        );
+        if let Some(d) = &r.delimiter {
+            query.push_str(&format!("&delimiter={}", encode_query_value(d)));
+        }
+        if let Some(t) = &r.continuation {
+            query.push_str(&format!("&continuation-token={}", encode_query_value(t)));
+        } else if let Some(s) = &r.start_after {
+            query.push_str(&format!("&start-after={}", encode_query_value(s)));
+        }
+        let target = Target {
+            bucket: Some(self.bucket.to_owned()),
+            key: None,
+        };
+        let resp = self
+            .gateway
+            .read(ReadMethod::Get, &target, Some(&query), HeaderMap::new())
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(GatewayError::NoSuchBucket);
+        }
+        if !status.is_success() {
+            return Err(GatewayError::BackendUnavailable(format!(
+                "ListObjectsV2 on {} answered {status}",
+                self.bucket
+            )));
+        }
+        let body = lock_xml::read_capped(Body::from(resp.into_body()), list_xml::LIST_PAGE_CAP)
+            .await
+            .map_err(|e| GatewayError::BackendUnavailable(format!("listing: {e}")))?;
+        list_xml::parse_backend_page(&body)
+    }
+}
+
+/// A reply the gateway makes for a delete marker: `x-amz-delete-marker` and its version id.
+fn marker_reply(status: StatusCode, code: &str, message: &str, id: &str) -> S3Response<Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message></Error>",
+        escape(message)
+    );
+    let mut out = reply_with(status, Some(xml));
+    out.headers
+        .insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(id) {
+        out.headers.insert("x-amz-version-id", v);
+    }
+    out
+}
+
+fn set_version_header(headers: &mut HeaderMap, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert("x-amz-version-id", v);
+    }
+}
+
+impl Gateway {
+    pub(crate) fn lister<'a>(&'a self, bucket: &'a str) -> BackendLister<'a> {
+        BackendLister {
+            gateway: self,
+            bucket,
+        }
+    }
+
+    /// Where a version lives on the backend: its own name for a version the gateway made in
+    /// a bucket that is not native; else the key, with `versionId` for a native backend.
+    pub(crate) fn address(&self, object: &ObjectRef) -> (Target, Option<String>) {
+        let made = object
+            .version_id
+            .as_deref()
+            .and_then(VersionId::parse)
+            .filter(|_| self.locks.profile_of(&object.bucket) != Profile::Native);
+        let key = match &made {
+            Some(id) => layout::version_name(&object.key, id),
+            None => object.key.clone(),
+        };
+        let query = match (&made, &object.version_id) {
+            (None, Some(v)) => Some(format!("versionId={}", encode_query_value(v))),
+            _ => None,
+        };
+        (
+            Target {
+                bucket: Some(object.bucket.clone()),
+                key: Some(key),
+            },
+            query,
+        )
+    }
+
+    /// The latest version of `key`, from the backend's listing of its versions (newest
+    /// first); `None` when the gateway made none (the key's `null` version, if any, is its
+    /// latest).
+    pub(crate) async fn latest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<VersionId>, GatewayError> {
+        let page = self
+            .lister(bucket)
+            .list(&BackendList {
+                prefix: layout::versions_of(key),
+                // No version name holds a `/` after the prefix: a file-system store then
+                // reads one folder, not the bucket.
+                delimiter: Some("/".into()),
+                max_keys: 1,
+                ..BackendList::default()
+            })
+            .await?;
+        Ok(page.items.iter().find_map(|item| match item {
+            listing::BackendItem::Object(o) => {
+                layout::parse_version_name(&o.name).and_then(|(k, id)| (k == key).then_some(id))
+            }
+            listing::BackendItem::Prefix(_) => None,
+        }))
+    }
+
+    /// The version a request on a versioned bucket means.
+    pub(crate) async fn which(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Which, GatewayError> {
+        match version_id {
+            Some(v) => parse_version(v),
+            None => Ok(self
+                .latest(bucket, key)
+                .await?
+                .map_or(Which::Null, Which::Made)),
+        }
+    }
+
+    /// GetObject and HeadObject of a versioned bucket.
+    pub(crate) async fn read_version(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let named = call.version_id.clone();
+        let which = self.which(&bucket, &key, named.as_deref()).await?;
+        if which.is_delete_marker() {
+            return Ok(if named.is_some() {
+                marker_reply(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    "The specified method is not allowed against this resource.",
+                    which.id(),
+                )
+            } else {
+                marker_reply(
+                    StatusCode::NOT_FOUND,
+                    "NoSuchKey",
+                    "The specified key does not exist.",
+                    which.id(),
+                )
+            });
+        }
+        let object = which.object(&bucket, &key);
+        let (target, _) = self.address(&object);
+        call.query.remove("versionId");
+        let query = call.query.to_backend_string();
+        let method = ReadMethod::of(&call.method).ok_or_else(|| {
+            GatewayError::UnknownOperation(format!("{} {}", call.method, call.op.name()))
+        })?;
+        let headers = backend_headers(&call.headers);
+        let resp = self
+            .read(method, &target, query.as_deref(), headers)
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND && named.is_some() {
+            return Err(GatewayError::NoSuchVersion);
+        }
+        let mut out = reply(resp);
+        if out.status.is_some_and(|s| s.is_success()) {
+            self.show_lock(&mut out, &object)?;
+            set_version_header(&mut out.headers, which.id());
+        }
+        Ok(out)
+    }
+
+    /// A delete without a version id: a new delete marker, on the permit of the decision.
+    pub(crate) async fn put_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        permit: Permit,
+    ) -> Result<Result<VersionId, S3Response<Body>>, GatewayError> {
+        let id = VersionId::new(Kind::DeleteMarker);
+        let target = Target {
+            bucket: Some(bucket.to_owned()),
+            key: Some(layout::version_name(key, &id)),
+        };
+        let resp = self
+            .send_empty(Method::PUT, &target, HeaderMap::new(), permit)
+            .await?;
+        if resp.status().is_success() {
+            Ok(Ok(id))
+        } else {
+            Ok(Err(reply(resp)))
+        }
+    }
+
+    /// The reply to a delete of a versioned bucket's key: 204, with the version it removed
+    /// or the delete marker it made.
+    pub(crate) fn deleted_reply(id: &str, marker: bool) -> S3Response<Body> {
+        let mut out = reply_with(StatusCode::NO_CONTENT, None);
+        set_version_header(&mut out.headers, id);
+        if marker {
+            out.headers
+                .insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+        }
+        out
+    }
+
+    /// ListObjects, ListObjectsV2 and ListObjectVersions of a versioned bucket.
+    pub(crate) async fn list_versioned(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let q = &call.query;
+        let common = replies::Common {
+            bucket: bucket.clone(),
+            prefix: q.get("prefix").unwrap_or_default().to_owned(),
+            delimiter: q
+                .get("delimiter")
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
+            max_keys: replies::max_keys(q.get("max-keys"))?,
+            encoding: Encoding::of(q.get("encoding-type"))?,
+        };
+        let request = ListRequest {
+            prefix: common.prefix.clone(),
+            delimiter: common.delimiter.clone(),
+            max_keys: common.max_keys,
+            backend_page: BACKEND_PAGE,
+        };
+        let lister = self.lister(&bucket);
+        let xml = match call.op {
+            S3Op::ListObjectVersions => {
+                let key_marker = q.get("key-marker");
+                let version_marker = q.get("version-id-marker");
+                let after = replies::versions_after(key_marker, version_marker)?;
+                let page = listing::list_versions(&lister, &request, &after).await?;
+                replies::list_versions(&common, &page, key_marker, version_marker)
+            }
+            S3Op::ListObjectsV2 => {
+                let token = q.get("continuation-token");
+                let start_after = q.get("start-after");
+                let after = match token {
+                    Some(t) => Some(replies::name_of_token(t)?),
+                    None => start_after.filter(|s| !s.is_empty()).map(str::to_owned),
+                };
+                let page = listing::list_current(&lister, &request, after.as_deref()).await?;
+                replies::list_v2(&common, &page, token, start_after)
+            }
+            _ => {
+                let marker = q.get("marker");
+                let after = marker.filter(|m| !m.is_empty());
+                let page = listing::list_current(&lister, &request, after).await?;
+                replies::list_v1(&common, &page, marker)
+            }
+        };
+        Ok(reply_with(StatusCode::OK, Some(xml)))
+    }
+
+    /// GetBucketVersioning of a versioned bucket.
+    pub(crate) fn versioning_enabled_reply() -> S3Response<Body> {
+        reply_with(
+            StatusCode::OK,
+            Some(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>"
+                    .into(),
+            ),
+        )
+    }
+
+    /// Points an object request of a versioned bucket at its version's backend name (the
+    /// version it names, or the latest), without `versionId`. A delete marker has no object.
+    pub(crate) async fn aim_at_version(&self, call: &mut Call<'_>) -> Result<Which, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let key = call.key()?.to_owned();
+        let named = call.version_id.clone();
+        let which = self.which(&bucket, &key, named.as_deref()).await?;
+        not_a_marker(&which, named.is_some())?;
+        let (target, _) = self.address(&which.object(&bucket, &key));
+        call.target = target;
+        call.query.remove("versionId");
+        Ok(which)
+    }
+
+    /// Points a multipart request of a versioned bucket (part, copy of a part, list of parts,
+    /// abort, completion) at its version's backend name and the backend's upload id.
+    pub(crate) fn aim_at_upload(&self, call: &mut Call<'_>) -> Result<VersionId, GatewayError> {
+        let key = call.key()?.to_owned();
+        let client_id = call.upload_id.clone().ok_or(GatewayError::NoSuchUpload)?;
+        let (id, backend_id) = split_upload_id(&client_id)?;
+        call.query.set("uploadId", backend_id);
+        call.target.key = Some(layout::version_name(&key, &id));
+        Ok(id)
+    }
+
+    /// `x-amz-copy-source` pointed at the source version's backend name, when the source
+    /// bucket is versioned by the gateway.
+    pub(crate) async fn aim_copy_source(
+        &self,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Which>, GatewayError> {
+        let name = if headers.contains_key("x-amz-copy-source") {
+            "x-amz-copy-source"
+        } else {
+            return Ok(None);
+        };
+        let Some(raw) = headers.get(name) else {
+            return Ok(None);
+        };
+        let source = CopySource::parse(raw)?;
+        let facts = self.bucket_facts(&source.bucket).await?;
+        if !serves_versions(&facts) {
+            return Ok(None);
+        }
+        let which = self
+            .which(&source.bucket, &source.key, source.version_id.as_deref())
+            .await?;
+        if which.is_delete_marker() {
+            return Err(if source.version_id.is_some() {
+                GatewayError::InvalidRequest(
+                    "The source of a copy request may not specifically refer to a delete marker by version id."
+                        .into(),
+                )
+            } else {
+                GatewayError::NoSuchKey
+            });
+        }
+        let (target, _) = self.address(&which.object(&source.bucket, &source.key));
+        let aimed = CopySource {
+            bucket: source.bucket,
+            key: target.key.unwrap_or_default(),
+            version_id: None,
+        };
+        let value = HeaderValue::from_str(&aimed.header_value())
+            .map_err(|_| GatewayError::Internal("copy source header".into()))?;
+        headers.insert(name, value);
+        Ok(Some(which))
+    }
+
+    /// The lock of a version shown as S3's lock headers: its metadata and the index's record,
+    /// the stricter of both.
+    pub(crate) fn show_lock(
+        &self,
+        out: &mut S3Response<Body>,
+        object: &ObjectRef,
+    ) -> Result<(), GatewayError> {
+        let from_meta = lock_headers::from_backend(&out.headers);
+        let indexed = self.locks.index.get(object)?.map(|r| r.lock);
+        let lock: Option<ObjectLock> = match (from_meta, indexed) {
+            (Some(a), Some(b)) => Some(a.strictest(b)),
+            (a, b) => a.or(b),
+        };
+        let hold_set = out.headers.contains_key(lock_headers::META_LEGAL_HOLD);
+        if let Some(lock) = lock.filter(|l| !l.is_empty() || hold_set) {
+            lock_headers::set_response_headers(&mut out.headers, &lock);
+        }
+        Ok(())
+    }
+}
+
+/// The client's key and upload id in a backend's multipart reply (CreateMultipartUpload,
+/// CompleteMultipartUpload, ListParts), in place of the version's backend name and the
+/// backend's upload id.
+pub(crate) fn client_names_in(
+    xml: &[u8],
+    key: &str,
+    id: &VersionId,
+    backend_upload_id: Option<&str>,
+) -> String {
+    let text = String::from_utf8_lossy(xml);
+    let backend_key = escape(&layout::version_name(key, id));
+    let mut out = text.replace(
+        &format!("<Key>{backend_key}</Key>"),
+        &format!("<Key>{}</Key>", escape(key)),
+    );
+    // A Location names the backend's path: the client's key stands there instead.
+    let encoded_name = encode_query_value(&layout::version_name(key, id)).replace("%2F", "/");
+    out = out.replace(&encoded_name, &encode_query_value(key).replace("%2F", "/"));
+    if let Some(backend) = backend_upload_id {
+        out = out.replace(
+            &format!("<UploadId>{}</UploadId>", escape(backend)),
+            &format!(
+                "<UploadId>{}</UploadId>",
+                escape(&upload_id_for(id, backend))
+            ),
+        );
+    }
+    out
+}
+
+/// A backend's multipart reply with the client's key and upload id in it (see
+/// `client_names_in`); an error passes as it is.
+pub(crate) async fn with_client_names(
+    resp: http::Response<hyper::body::Incoming>,
+    key: &str,
+    id: &VersionId,
+    backend_upload_id: Option<&str>,
+) -> Result<S3Response<Body>, GatewayError> {
+    if !resp.status().is_success() {
+        return Ok(reply(resp));
+    }
+    let (parts, incoming) = resp.into_parts();
+    let body = lock_xml::read_capped(Body::from(incoming), list_xml::LIST_PAGE_CAP)
+        .await
+        .map_err(|e| GatewayError::BackendUnavailable(format!("multipart reply: {e}")))?;
+    let xml = client_names_in(&body, key, id, backend_upload_id);
+    let mut out = reply_with(parts.status, Some(xml));
+    for (name, value) in &parts.headers {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "content-type"
+        ) {
+            out.headers.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl Gateway {
+    /// Records the bucket's object lock configuration on the backend, as a new record (never
+    /// a rewrite): what any gateway, or this one after losing its index, reads back.
+    pub(crate) async fn record_bucket_lock(
+        &self,
+        bucket: &str,
+        lock: &policy::lock::BucketLock,
+        permit: Permit,
+    ) -> Result<(), GatewayError> {
+        use base64::Engine as _;
+        use http_body_util::BodyExt as _;
+        use md5::{Digest as _, Md5};
+        let xml = bytes::Bytes::from(lock_xml::render_lock_configuration(lock));
+        let target = Target {
+            bucket: Some(bucket.to_owned()),
+            key: Some(layout::bucket_lock_record(&VersionId::new(Kind::Object))),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(xml.len()));
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&xml));
+        if let Ok(v) = HeaderValue::from_str(&md5) {
+            headers.insert("content-md5", v);
+        }
+        let body = http_body_util::Full::new(xml)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { match e {} })
+            .boxed_unsync();
+        let resp = self
+            .send(
+                Method::PUT,
+                &target,
+                None,
+                headers,
+                body,
+                Payload::Unsigned,
+                permit,
+            )
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(GatewayError::BackendUnavailable(format!(
+                "recording the lock configuration of {bucket} answered {}",
+                resp.status()
+            )))
+        }
+    }
+
+    /// The bucket's object lock configuration as the backend records it: its newest record,
+    /// else enabled without a default if the bucket holds versions the gateway wrote (only
+    /// lock buckets have them); `None` when the backend records nothing.
+    pub(crate) async fn bucket_lock_on_backend(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<policy::lock::BucketLock>, GatewayError> {
+        let lister = self.lister(bucket);
+        let first = |prefix: &str| BackendList {
+            prefix: prefix.to_owned(),
+            delimiter: Some("/".into()),
+            max_keys: 1,
+            ..BackendList::default()
+        };
+        let records = match lister.list(&first(layout::bucket_lock_records())).await {
+            Err(GatewayError::NoSuchBucket) => return Ok(None),
+            r => r?,
+        };
+        if let Some(listing::BackendItem::Object(o)) = records.items.first() {
+            let target = Target {
+                bucket: Some(bucket.to_owned()),
+                key: Some(o.name.clone()),
+            };
+            let resp = self
+                .read(ReadMethod::Get, &target, None, HeaderMap::new())
+                .await?;
+            if !resp.status().is_success() {
+                return Err(GatewayError::BackendUnavailable(format!(
+                    "reading the lock configuration of {bucket} answered {}",
+                    resp.status()
+                )));
+            }
+            let body =
+                lock_xml::read_capped(Body::from(resp.into_body()), lock_xml::POLICY_BODY_CAP)
+                    .await?;
+            return lock_xml::parse_lock_configuration(&body)
+                .map(Some)
+                .map_err(|e| {
+                    GatewayError::BackendUnavailable(format!(
+                        "the lock configuration recorded for {bucket} is unreadable: {e}"
+                    ))
+                });
+        }
+        let versions = lister.list(&first(&layout::versions_prefix(""))).await?;
+        Ok(
+            (!versions.items.is_empty()).then_some(policy::lock::BucketLock {
+                enabled: true,
+                default_retention: None,
+            }),
+        )
+    }
+}
