@@ -312,6 +312,123 @@ async fn the_gateways_own_folder_is_out_of_reach() {
     assert_eq!(stored(&stack, &bucket, "copy").await, None);
 }
 
+/// A multipart upload cannot be pointed at an existing version: the upload id clients see
+/// carries its version, bound to it by a tag only the gateway can make. An upload id naming a
+/// locked version instead (the tag kept, dropped or made up) is no upload at all.
+#[tokio::test]
+async fn an_upload_cannot_be_aimed_at_a_locked_version() {
+    let stack = Stack::start().await;
+    let (b, _, [vk, _]) = protected(&stack).await;
+    let agent = stack.gateway();
+    let before = stored(&stack, &b, &backend_name("K", Some(&vk))).await;
+    assert!(before.is_some());
+    let upload = agent
+        .create_multipart_upload()
+        .bucket(&b)
+        .key("K")
+        .send()
+        .await
+        .expect("an upload");
+    let id = upload.upload_id().expect("an upload id").to_owned();
+    assert_eq!(
+        upload.key(),
+        Some("K"),
+        "the client's key, not the backend's name"
+    );
+    let part = agent
+        .upload_part()
+        .bucket(&b)
+        .key("K")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"ransom"))
+        .send()
+        .await
+        .expect("a part");
+    let mut pieces = id.splitn(3, '.');
+    let (mine, tag, backend) = (
+        pieces.next().expect("version"),
+        pieces.next().expect("tag"),
+        pieces.next().expect("backend id"),
+    );
+    assert_ne!(mine, vk);
+    let forged = [
+        format!("{vk}.{tag}.{backend}"),
+        format!("{vk}.{backend}"),
+        format!("{vk}.{}.{backend}", "0".repeat(32)),
+        format!("{mine}.{tag}.{backend}x"),
+    ];
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .set_e_tag(part.e_tag().map(str::to_owned))
+                .build(),
+        )
+        .build();
+    for f in &forged {
+        let got = wormgate_tests::locks::outcome(
+            agent
+                .complete_multipart_upload()
+                .bucket(&b)
+                .key("K")
+                .upload_id(f)
+                .multipart_upload(parts.clone())
+                .send(),
+        )
+        .await;
+        assert_eq!(
+            (got.status, got.code.as_str()),
+            (404, "NoSuchUpload"),
+            "{f}: {got:?}"
+        );
+        let part = wormgate_tests::locks::outcome(
+            agent
+                .upload_part()
+                .bucket(&b)
+                .key("K")
+                .upload_id(f)
+                .part_number(2)
+                .body(ByteStream::from_static(b"ransom"))
+                .send(),
+        )
+        .await;
+        assert_eq!(part.status, 404, "{f}: {part:?}");
+    }
+    // The same upload id under another key is no upload either.
+    let got = wormgate_tests::locks::outcome(
+        agent
+            .complete_multipart_upload()
+            .bucket(&b)
+            .key("d/K")
+            .upload_id(&id)
+            .multipart_upload(parts.clone())
+            .send(),
+    )
+    .await;
+    assert_eq!(got.status, 404, "{got:?}");
+    assert_eq!(
+        stored(&stack, &b, &backend_name("K", Some(&vk))).await,
+        before
+    );
+    // The genuine id completes, as a new version.
+    let done = agent
+        .complete_multipart_upload()
+        .bucket(&b)
+        .key("K")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.version_id(), Some(mine));
+    assert_eq!(done.key(), Some("K"));
+    assert_eq!(
+        stored(&stack, &b, &backend_name("K", Some(&vk))).await,
+        before
+    );
+}
+
 fn md5_b64(body: &str) -> String {
     wormgate_tests::content_md5(body)
 }

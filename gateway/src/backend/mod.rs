@@ -53,6 +53,10 @@ struct Inner {
     host: HeaderValue,
     signer: Signer,
     response_timeout: Duration,
+    /// Keys the tags of names the gateway gives out and must recognise when they come back
+    /// (multipart upload ids), derived from the backend's secret: every gateway with the same
+    /// backend keys recognises them, nobody without them can make one.
+    names_key: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +160,15 @@ impl Backend {
             remote.secret_key.expose(),
             &remote.region,
         );
+        let names_key = {
+            use hmac::{Hmac, KeyInit, Mac as _};
+            let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(
+                remote.secret_key.expose().as_bytes(),
+            )
+            .expect("HMAC takes a key of any length");
+            mac.update(b"wormgate: tags of the names the gateway gives out");
+            mac.finalize().into_bytes().into()
+        };
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -165,8 +178,37 @@ impl Backend {
                 host,
                 signer,
                 response_timeout: Duration::from_secs(remote.response_timeout_secs),
+                names_key,
             }),
         })
+    }
+
+    /// The tag of a name the gateway gives out (16 bytes of HMAC-SHA256 over `parts`).
+    #[must_use]
+    pub fn name_tag(&self, parts: &[&str]) -> [u8; 16] {
+        use hmac::Mac as _;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&self.name_mac(parts).finalize().into_bytes()[..16]);
+        out
+    }
+
+    /// Whether `tag` is the tag of `parts` (compared in constant time).
+    #[must_use]
+    pub fn name_tag_matches(&self, parts: &[&str], tag: &[u8]) -> bool {
+        use hmac::Mac as _;
+        tag.len() == 16 && self.name_mac(parts).verify_truncated_left(tag).is_ok()
+    }
+
+    fn name_mac(&self, parts: &[&str]) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::{KeyInit, Mac as _};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.inner.names_key)
+            .expect("HMAC takes a key of any length");
+        for part in parts {
+            // Each part with its length: no two lists of parts read the same.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
     }
 
     /// Sends one request the policy allowed, with its body, streaming.

@@ -161,9 +161,11 @@ impl Gateway {
                 let key = call.key()?.to_owned();
                 let id = self.aim_at_upload(&mut call)?;
                 let backend_id = call.query.get("uploadId").map(str::to_owned);
+                let client_id = call.upload_id.clone();
                 let headers = backend_headers(&call.headers);
                 let resp = self.forward_read(&mut call, headers).await?;
-                versioned::with_client_names(resp, &key, &id, backend_id.as_deref()).await
+                let ids = backend_id.as_deref().zip(client_id.as_deref());
+                versioned::with_client_names(resp, &key, &id, ids).await
             }
             S3Op::PutObjectConfig(_) | S3Op::DeleteObjectTagging | S3Op::RestoreObject => {
                 self.aim_at_version(&mut call).await?;

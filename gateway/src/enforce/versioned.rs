@@ -89,19 +89,52 @@ pub(crate) fn not_a_marker(which: &Which, named: bool) -> Result<(), GatewayErro
     })
 }
 
-/// A multipart upload id as clients see it: the version it will complete, and the backend's id.
-pub(crate) fn upload_id_for(id: &VersionId, backend: &str) -> String {
-    format!("{id}.{backend}")
+/// A multipart upload id as clients see it: `<version id>.<tag>.<backend upload id>`. The tag
+/// (an HMAC under a key derived from the backend's secret, see `Backend::name_tag`) binds the
+/// version to the bucket, the key and the backend's upload: a client cannot point an upload at
+/// a version name of its choosing (an existing, locked version's above all).
+pub(crate) fn upload_id_for(
+    backend: &crate::backend::Backend,
+    bucket: &str,
+    key: &str,
+    id: &VersionId,
+    backend_id: &str,
+) -> String {
+    let tag = backend.name_tag(&["upload", bucket, key, id.as_str(), backend_id]);
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{id}.{hex}.{backend_id}")
 }
 
-/// The version and the backend's id of a client's upload id.
-pub(crate) fn split_upload_id(client: &str) -> Result<(VersionId, &str), GatewayError> {
+/// The version and the backend's id of a client's upload id, if the gateway gave it out for
+/// this bucket and key.
+pub(crate) fn split_upload_id<'a>(
+    backend: &crate::backend::Backend,
+    bucket: &str,
+    key: &str,
+    client: &'a str,
+) -> Result<(VersionId, &'a str), GatewayError> {
     let no_such = || GatewayError::NoSuchUpload;
-    let (id, backend) = client.split_once('.').ok_or_else(no_such)?;
-    let id = VersionId::parse(id).filter(|i| i.kind() == Kind::Object);
-    match id {
-        Some(id) if !backend.is_empty() => Ok((id, backend)),
-        _ => Err(no_such()),
+    let mut parts = client.splitn(3, '.');
+    let (Some(id), Some(tag), Some(backend_id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(no_such());
+    };
+    let id = VersionId::parse(id)
+        .filter(|i| i.kind() == Kind::Object)
+        .ok_or_else(no_such)?;
+    let tag = (tag.len() == 32)
+        .then(|| {
+            (0..16)
+                .map(|i| u8::from_str_radix(&tag[2 * i..2 * i + 2], 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        })
+        .flatten()
+        .ok_or_else(no_such)?;
+    let genuine = !backend_id.is_empty()
+        && backend.name_tag_matches(&["upload", bucket, key, id.as_str(), backend_id], &tag);
+    if genuine {
+        Ok((id, backend_id))
+    } else {
+        Err(no_such())
     }
 }
 
@@ -411,9 +444,10 @@ impl Gateway {
     /// Points a multipart request of a versioned bucket (part, copy of a part, list of parts,
     /// abort, completion) at its version's backend name and the backend's upload id.
     pub(crate) fn aim_at_upload(&self, call: &mut Call<'_>) -> Result<VersionId, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
         let key = call.key()?.to_owned();
         let client_id = call.upload_id.clone().ok_or(GatewayError::NoSuchUpload)?;
-        let (id, backend_id) = split_upload_id(&client_id)?;
+        let (id, backend_id) = split_upload_id(&self.backend, &bucket, &key, &client_id)?;
         call.query.set("uploadId", backend_id);
         call.target.key = Some(layout::version_name(&key, &id));
         Ok(id)
@@ -486,12 +520,12 @@ impl Gateway {
 
 /// The client's key and upload id in a backend's multipart reply (CreateMultipartUpload,
 /// CompleteMultipartUpload, ListParts), in place of the version's backend name and the
-/// backend's upload id.
+/// backend's upload id (`ids`: the backend's upload id and the client's).
 pub(crate) fn client_names_in(
     xml: &[u8],
     key: &str,
     id: &VersionId,
-    backend_upload_id: Option<&str>,
+    ids: Option<(&str, &str)>,
 ) -> String {
     let text = String::from_utf8_lossy(xml);
     let backend_key = escape(&layout::version_name(key, id));
@@ -502,13 +536,10 @@ pub(crate) fn client_names_in(
     // A Location names the backend's path: the client's key stands there instead.
     let encoded_name = encode_query_value(&layout::version_name(key, id)).replace("%2F", "/");
     out = out.replace(&encoded_name, &encode_query_value(key).replace("%2F", "/"));
-    if let Some(backend) = backend_upload_id {
+    if let Some((backend, client)) = ids {
         out = out.replace(
             &format!("<UploadId>{}</UploadId>", escape(backend)),
-            &format!(
-                "<UploadId>{}</UploadId>",
-                escape(&upload_id_for(id, backend))
-            ),
+            &format!("<UploadId>{}</UploadId>", escape(client)),
         );
     }
     out
@@ -520,7 +551,7 @@ pub(crate) async fn with_client_names(
     resp: http::Response<hyper::body::Incoming>,
     key: &str,
     id: &VersionId,
-    backend_upload_id: Option<&str>,
+    ids: Option<(&str, &str)>,
 ) -> Result<S3Response<Body>, GatewayError> {
     if !resp.status().is_success() {
         return Ok(reply(resp));
@@ -529,7 +560,7 @@ pub(crate) async fn with_client_names(
     let body = lock_xml::read_capped(Body::from(incoming), list_xml::LIST_PAGE_CAP)
         .await
         .map_err(|e| GatewayError::BackendUnavailable(format!("multipart reply: {e}")))?;
-    let xml = client_names_in(&body, key, id, backend_upload_id);
+    let xml = client_names_in(&body, key, id, ids);
     let mut out = reply_with(parts.status, Some(xml));
     for (name, value) in &parts.headers {
         if !matches!(

@@ -179,7 +179,8 @@ impl Gateway {
         };
         let success = resp.status().is_success();
         let mut out = if call.op == S3Op::CompleteMultipartUpload {
-            versioned::with_client_names(resp, &key, &id, backend_upload_id.as_deref()).await?
+            let ids = backend_upload_id.as_deref().zip(call.upload_id.as_deref());
+            versioned::with_client_names(resp, &key, &id, ids).await?
         } else {
             reply(resp)
         };
@@ -268,15 +269,17 @@ impl Gateway {
             GatewayError::Internal("CreateMultipartUpload reply without an UploadId".into())
         })?;
         let (upload_id, body) = match &made {
-            Some(id) => (
-                versioned::upload_id_for(id, &backend_upload_id),
-                bytes::Bytes::from(versioned::client_names_in(
+            Some(id) => {
+                let client_id =
+                    versioned::upload_id_for(&self.backend, &bucket, &key, id, &backend_upload_id);
+                let body = versioned::client_names_in(
                     &body,
                     &key,
                     id,
-                    Some(&backend_upload_id),
-                )),
-            ),
+                    Some((&backend_upload_id, &client_id)),
+                );
+                (client_id, bytes::Bytes::from(body))
+            }
             None => (backend_upload_id, body),
         };
         if !lock.is_empty() {
