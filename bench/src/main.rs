@@ -98,6 +98,13 @@ struct Load {
     /// The status every request must get (e.g. 403 for deletes the locks refuse).
     #[arg(long, default_value_t = 200)]
     expect: u16,
+    /// With `put`: write `key version-id` lines here for each version made.
+    #[arg(long)]
+    record_versions: Option<PathBuf>,
+    /// With `get`, `head` or `delete`: name each key's version recorded in this file
+    /// (`?versionId=`), as a delete of a version in a versioned bucket must.
+    #[arg(long)]
+    versions: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -201,6 +208,10 @@ fn sha256_of(block: &Bytes, size: u64) -> String {
 
 struct Shared {
     load: Load,
+    /// Each key's version to name (`--versions`).
+    versions: std::collections::HashMap<String, String>,
+    /// The versions made (`--record-versions`).
+    made: std::sync::Mutex<Vec<(String, String)>>,
     client: Client<HttpConnector, Body>,
     block: Bytes,
     /// The payload hash for signed PUTs (`UNSIGNED-PAYLOAD` otherwise).
@@ -228,8 +239,19 @@ async fn run(load: Load) -> anyhow::Result<()> {
     let put_hash = (load.payload == Payload::Signed && load.op == Op::Put)
         .then(|| sha256_of(&block, load.size));
     let lock_md5 = load.lock_days.map(|_| content_md5(&block, load.size));
+    let versions = match &load.versions {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("{}", path.display()))?
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        None => std::collections::HashMap::new(),
+    };
     if load.op == Op::CreateBucket {
         let shared = Shared {
+            versions: std::collections::HashMap::new(),
+            made: std::sync::Mutex::default(),
             load: load.clone(),
             client,
             block,
@@ -247,6 +269,8 @@ async fn run(load: Load) -> anyhow::Result<()> {
     #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     let shared = Arc::new(Shared {
         deadline: started + Duration::from_millis((load.seconds * 1000.0) as u64),
+        versions,
+        made: std::sync::Mutex::default(),
         load: load.clone(),
         client,
         block,
@@ -269,6 +293,14 @@ async fn run(load: Load) -> anyhow::Result<()> {
         all.unexpected.extend(t.unexpected);
     }
     let secs = started.elapsed().as_secs_f64();
+    if let Some(path) = &load.record_versions {
+        let made = shared
+            .made
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let lines: String = made.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        std::fs::write(path, lines).with_context(|| format!("{}", path.display()))?;
+    }
     all.latencies_us.sort_unstable();
     let pct = |p: f64| -> u64 {
         if all.latencies_us.is_empty() {
@@ -342,13 +374,16 @@ async fn request(shared: &Shared, s: u64, i: u64) -> anyhow::Result<(u16, u64, S
         Some(keys) => format!("{}-{}", load.prefix, (s * 7919 + i) % keys),
         None => format!("{}-{s}-{i}", load.prefix),
     };
-    let (method, path) = match load.op {
+    let (method, mut path) = match load.op {
         Op::CreateBucket => ("PUT", format!("/{}", load.bucket)),
         Op::Put => ("PUT", format!("/{}/{key}", load.bucket)),
         Op::Get => ("GET", format!("/{}/{key}", load.bucket)),
         Op::Head => ("HEAD", format!("/{}/{key}", load.bucket)),
         Op::Delete => ("DELETE", format!("/{}/{key}", load.bucket)),
     };
+    if let Some(version) = shared.versions.get(&key) {
+        path.push_str(&format!("?versionId={version}"));
+    }
     let url = format!("{}{path}", load.endpoint);
     let mut builder = http::Request::builder().method(method).uri(&url);
     if load.op == Op::CreateBucket && load.object_lock {
@@ -387,6 +422,13 @@ async fn request(shared: &Shared, s: u64, i: u64) -> anyhow::Result<(u16, u64, S
     sign_request(&mut req, &load.access_key, &load.secret_key, &hash)?;
     let resp = shared.client.request(req).await?;
     let status = resp.status().as_u16();
+    if load.record_versions.is_some()
+        && let Some(v) = resp.headers().get("x-amz-version-id")
+        && let Ok(v) = v.to_str()
+        && let Ok(mut made) = shared.made.lock()
+    {
+        made.push((key.clone(), v.to_owned()));
+    }
     let mut body = resp.into_body();
     let mut read = 0u64;
     let mut start = Vec::new();

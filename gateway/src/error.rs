@@ -125,6 +125,11 @@ fn denial(reason: DenyReason) -> (S3ErrorCode, String) {
             S3ErrorCode::AccessDenied,
             "Access Denied because the bucket holds versions protected by object lock.".to_owned(),
         ),
+        DenyReason::LifecycleOnLockBucket => (
+            S3ErrorCode::AccessDenied,
+            "Access Denied because this storage backend does not enforce object lock: a lifecycle rule on a lock bucket would expire protected versions."
+                .to_owned(),
+        ),
         DenyReason::VersioningLocked => (
             S3ErrorCode::InvalidBucketState,
             "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
@@ -286,6 +291,7 @@ pub fn reason_label(reason: &policy::rules::DenyReason) -> String {
         R::DateNotInFuture => "date-not-in-future".into(),
         R::RetentionTooLong { .. } => "retention-too-long".into(),
         R::BucketHoldsLocks => "bucket-holds-locks".into(),
+        R::LifecycleOnLockBucket => "lifecycle-on-lock-bucket".into(),
         R::VersioningLocked => "versioning-locked".into(),
         R::VersioningNotEnabled => "versioning-not-enabled".into(),
         R::NoSuchVersion => "no-such-version".into(),

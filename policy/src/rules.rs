@@ -145,6 +145,9 @@ pub enum DenyReason {
     RetentionTooLong { max_days: u32 },
     /// A bucket that still holds protected versions would be deleted or given expiring rules.
     BucketHoldsLocks,
+    /// A lifecycle rule on a lock bucket whose backend does not enforce the locks: it would
+    /// expire locked versions, today's or those written later, behind the gateway's back.
+    LifecycleOnLockBucket,
     /// Versioning cannot be suspended on a lock bucket.
     VersioningLocked,
     /// A lock configuration needs versioning enabled first (native backends).
@@ -334,6 +337,9 @@ fn check(action: Action, facts: &Facts, config: &PolicyConfig, now: DateTime<Utc
             // expire locked objects behind the gateway's back.
             if facts.profile == Profile::Native {
                 return Ok(());
+            }
+            if facts.bucket.enabled {
+                return Err(DenyReason::LifecycleOnLockBucket);
             }
             bucket_is_free(facts)
         }

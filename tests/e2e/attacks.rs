@@ -920,6 +920,166 @@ async fn an_emptied_bucket_is_deleted_and_a_full_one_never() {
         .expect("an emptied bucket is deleted");
 }
 
+/// A lock bucket goes only once every version and delete marker in it was deleted, each by
+/// its id under its own lock; emptied, it goes (its lock records with it). No lifecycle rule
+/// is ever set on a lock bucket whose store does not enforce locks: not empty, not after the
+/// index is lost, not when only the store records that the bucket is a lock bucket.
+#[tokio::test]
+async fn a_lock_bucket_is_deleted_only_when_emptied_and_never_gets_a_lifecycle() {
+    use wormgate_tests::locks::outcome;
+    let mut stack = Stack::start().await;
+    let admin = stack.admin();
+    let b = lock_bucket(&admin, "emptied-lock").await;
+    let rule = aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+        .rules(
+            aws_sdk_s3::types::LifecycleRule::builder()
+                .id("expire-all")
+                .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+                .filter(
+                    aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                        .prefix("")
+                        .build(),
+                )
+                .expiration(
+                    aws_sdk_s3::types::LifecycleExpiration::builder()
+                        .days(1)
+                        .build(),
+                )
+                .build()
+                .expect("rule"),
+        )
+        .build()
+        .expect("lifecycle");
+    let lifecycle = |admin: aws_sdk_s3::Client| {
+        let (b, rule) = (b.clone(), rule.clone());
+        async move {
+            outcome(
+                admin
+                    .put_bucket_lifecycle_configuration()
+                    .bucket(&b)
+                    .lifecycle_configuration(rule)
+                    .send(),
+            )
+            .await
+        }
+    };
+    let empty = lifecycle(admin.clone()).await;
+    assert_eq!(
+        (empty.status, empty.code.as_str()),
+        (403, "AccessDenied"),
+        "{empty:?}"
+    );
+    let v = admin
+        .put_object()
+        .bucket(&b)
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put")
+        .version_id
+        .expect("a version");
+    let marker = admin
+        .delete_object()
+        .bucket(&b)
+        .key("k")
+        .send()
+        .await
+        .expect("a delete marker")
+        .version_id
+        .expect("its id");
+    // The index is lost: the store's record says lock bucket; still no lifecycle.
+    let dir = stack.settings.locks.index_dir.clone();
+    stack.stop_gateway_for_test().await;
+    std::fs::remove_dir_all(&dir).expect("lose the index");
+    stack.restart_gateway().await;
+    let admin = stack.admin();
+    let lost = lifecycle(admin.clone()).await;
+    assert_eq!(
+        (lost.status, lost.code.as_str()),
+        (403, "AccessDenied"),
+        "{lost:?}"
+    );
+    // Versions and markers are content.
+    let full = outcome(admin.delete_bucket().bucket(&b).send()).await;
+    assert_eq!((full.status, full.code.as_str()), (409, "BucketNotEmpty"));
+    admin
+        .delete_object()
+        .bucket(&b)
+        .key("k")
+        .version_id(&v)
+        .send()
+        .await
+        .expect("the version");
+    let only_marker = outcome(admin.delete_bucket().bucket(&b).send()).await;
+    assert_eq!(only_marker.status, 409, "{only_marker:?}");
+    admin
+        .delete_object()
+        .bucket(&b)
+        .key("k")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect("the marker");
+    admin
+        .delete_bucket()
+        .bucket(&b)
+        .send()
+        .await
+        .expect("an emptied lock bucket is deleted");
+    let gone = outcome(stack.direct().head_bucket().bucket(&b).send()).await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+}
+
+/// The index may only ever be stricter than the store: an index that says a version's lock
+/// has ended (stale, restored from a backup, or another gateway's extension never seen)
+/// does not let its delete through while the version's own record on the store still
+/// protects it.
+#[tokio::test]
+async fn a_weaker_index_does_not_allow_a_delete() {
+    use policy::index::LockIndex as _;
+    let mut stack = Stack::start().await;
+    let agent = stack.gateway();
+    let b = lock_bucket(&agent, "weaker").await;
+    let v = put_locked(&agent, &b, "K", ObjectLockMode::Compliance, in_secs(86_400))
+        .await
+        .expect("a version");
+    let dir = stack.settings.locks.index_dir.clone();
+    stack.stop_gateway_for_test().await;
+    {
+        let index = policy::index::SledIndex::open(&dir).expect("index");
+        let object = policy::lock::ObjectRef::new(&b, "K", Some(&v));
+        let mut record = index.get(&object).expect("read").expect("K is indexed");
+        record.lock.retention = record.lock.retention.map(|r| policy::lock::Retention {
+            until: chrono::Utc::now() - chrono::TimeDelta::hours(1),
+            ..r
+        });
+        index.put(&record).expect("write");
+        index.flush().expect("flush");
+    }
+    stack.restart_gateway().await;
+    let got = wormgate_tests::locks::outcome(
+        stack
+            .gateway()
+            .delete_object()
+            .bucket(&b)
+            .key("K")
+            .version_id(&v)
+            .send(),
+    )
+    .await;
+    assert_eq!(
+        (got.status, got.code.as_str()),
+        (403, "AccessDenied"),
+        "{got:?}"
+    );
+    assert!(
+        stored(&stack, &b, &backend_name("K", Some(&v)))
+            .await
+            .is_some()
+    );
+}
+
 #[tokio::test]
 async fn slow_clients_are_cut_and_others_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

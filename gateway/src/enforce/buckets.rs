@@ -33,7 +33,83 @@ impl Gateway {
                 "ListObjectsV2 on {bucket} answered {status}"
             )));
         }
-        Ok(lock_xml::listing_is_empty(&body))
+        if lock_xml::listing_is_empty(&body) {
+            return Ok(true);
+        }
+        // The records of the bucket's own lock configuration are not content; its versions
+        // and delete markers are (as on AWS, a bucket of delete markers is not empty).
+        use crate::versions::layout;
+        use crate::versions::listing::{self, BackendList, ListRequest, Lister as _};
+        let lister = self.lister(bucket);
+        let versions = lister
+            .list(&BackendList {
+                prefix: layout::versions_prefix(""),
+                delimiter: Some("/".into()),
+                max_keys: 1,
+                ..BackendList::default()
+            })
+            .await?;
+        if !versions.items.is_empty() {
+            return Ok(false);
+        }
+        let request = ListRequest {
+            prefix: String::new(),
+            delimiter: None,
+            max_keys: 1,
+            backend_page: 1000,
+        };
+        Ok(listing::list_current(&lister, &request, None)
+            .await?
+            .items
+            .is_empty())
+    }
+
+    /// Deletes the records of a bucket's lock configuration (before the bucket itself), each
+    /// on a permit of `action` decided again; how many there were.
+    async fn drop_bucket_lock_records(
+        &self,
+        bucket: &str,
+        action: Action,
+        facts: &policy::rules::Facts,
+    ) -> Result<usize, GatewayError> {
+        use crate::versions::layout;
+        use crate::versions::listing::{BackendItem, BackendList, Lister as _};
+        let lister = self.lister(bucket);
+        let page = lister
+            .list(&BackendList {
+                prefix: layout::bucket_lock_records().to_owned(),
+                delimiter: Some("/".into()),
+                max_keys: 1000,
+                ..BackendList::default()
+            })
+            .await?;
+        let mut dropped = 0;
+        for item in page.items {
+            let BackendItem::Object(o) = item else {
+                continue;
+            };
+            let permit = self.permit_again(action, facts).await?;
+            let target = crate::s3::target::Target {
+                bucket: Some(bucket.to_owned()),
+                key: Some(o.name),
+            };
+            let resp = self
+                .send_empty(
+                    http::Method::DELETE,
+                    &target,
+                    http::HeaderMap::new(),
+                    permit,
+                )
+                .await?;
+            if !resp.status().is_success() {
+                return Err(GatewayError::BackendUnavailable(format!(
+                    "deleting a lock record of {bucket} answered {}",
+                    resp.status()
+                )));
+            }
+            dropped += 1;
+        }
+        Ok(dropped)
     }
 
     /// Passes a request that changes nothing through to the backend.
@@ -68,8 +144,7 @@ impl Gateway {
         let resp = self.forward(&mut call, headers, permit).await?;
         if resp.status().is_success() && bucket_facts.profile == Profile::Gateway && lock_enabled {
             // The backend records that the bucket is a lock bucket, for every gateway.
-            let again = self.decide_at(action, &facts, self.locks.now()).await?;
-            let permit = crate::backend::Permit::granted(again).map_err(GatewayError::Denied)?;
+            let permit = self.permit_again(action, &facts).await?;
             self.record_bucket_lock(
                 &bucket,
                 &policy::lock::BucketLock {
@@ -204,8 +279,15 @@ impl Gateway {
         action: Action,
     ) -> Result<S3Response<Body>, GatewayError> {
         let bucket = call.bucket()?.to_owned();
-        let bucket_facts = self.bucket_facts(&bucket).await?;
+        let mut bucket_facts = self.bucket_facts(&bucket).await?;
         let native = bucket_facts.profile == Profile::Native;
+        if action == Action::PutLifecycle && bucket_facts.profile == Profile::Gateway {
+            // Whatever this gateway's index says: if the backend records the bucket as a lock
+            // bucket (another gateway made it one), no rule may expire its versions.
+            if let Some(lock) = self.bucket_lock_on_backend(&bucket).await? {
+                bucket_facts.lock.enabled |= lock.enabled;
+            }
+        }
         let mut facts = self.facts(&call, &bucket_facts);
         if matches!(action, Action::PutLifecycle | Action::DeleteBucket) {
             let now = self.locks.now();
@@ -244,8 +326,24 @@ impl Gateway {
                 "The bucket you tried to delete is not empty".into(),
             ));
         }
+        // An empty lock bucket still holds the records of its lock configuration: they go
+        // first, and come back if the store keeps the bucket after all.
+        let records = if action == Action::DeleteBucket && bucket_facts.profile == Profile::Gateway
+        {
+            self.drop_bucket_lock_records(&bucket, action, &facts)
+                .await?
+        } else {
+            0
+        };
         let headers = backend_headers(&call.headers);
-        let resp = self.forward(&mut call, headers, permit).await?;
+        let resp = self.forward(&mut call, headers, permit).await;
+        let kept = resp.as_ref().map_or(true, |r| !r.status().is_success());
+        if records > 0 && kept {
+            let permit = self.permit_again(action, &facts).await?;
+            self.record_bucket_lock(&bucket, &bucket_facts.lock, permit)
+                .await?;
+        }
+        let resp = resp?;
         if action == Action::DeleteBucket && resp.status().is_success() {
             self.locks.index.remove_bucket(&bucket)?;
         }

@@ -27,6 +27,17 @@ impl Gateway {
         Permit::granted(decision).map_err(GatewayError::Denied)
     }
 
+    /// The permit for one more backend request that a decided request needs (a record it
+    /// writes or removes): the same decision asked again, not recorded a second time.
+    pub(crate) async fn permit_again(
+        &self,
+        action: Action,
+        facts: &Facts,
+    ) -> Result<Permit, GatewayError> {
+        let decision = self.decide_at(action, facts, self.locks.now()).await?;
+        Permit::granted(decision).map_err(GatewayError::Denied)
+    }
+
     /// The one place a decision is recorded, whoever made it (the policy, or a refusal before
     /// it): the `wormgate::audit` log target, the decision log of `/audit/events` and the
     /// denial metrics. `key` names the key of a batch (DeleteObjects) when the request's own

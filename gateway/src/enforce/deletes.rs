@@ -57,17 +57,29 @@ fn refusal(k: &DeleteKey, e: &GatewayError) -> String {
 }
 
 impl Gateway {
-    /// The lock state a delete must respect; `Absent` when it destroys nothing.
+    /// The lock state a delete must respect; `Absent` when it destroys nothing. An allow that
+    /// rests on the index alone is confirmed against the backend (`confirm_allow`).
     async fn delete_target(
         &self,
         bucket: &BucketFacts,
         object: &ObjectRef,
-        version: VersionSpec,
-    ) -> Result<VersionState, GatewayError> {
+        action: Action,
+        facts: &mut policy::rules::Facts,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), GatewayError> {
+        let Action::Delete { version, .. } = action else {
+            return Err(GatewayError::Internal(
+                "a delete's target for another action".into(),
+            ));
+        };
         if version == VersionSpec::Current && bucket.versioning == Versioning::Enabled {
-            return Ok(VersionState::Absent);
+            facts.target = VersionState::Absent;
+            return Ok(());
         }
-        Ok(self.inspect(object, false).await?.state)
+        let inspected = self.inspect(object, false).await?;
+        facts.target = inspected.state;
+        self.confirm_allow(action, facts, object, inspected.from_index, now)
+            .await
     }
 
     pub(crate) async fn delete_object(
@@ -86,10 +98,10 @@ impl Gateway {
 
         let _guard = self.locks.keys.lock(&bucket, &key).await;
         let mut facts = self.facts(&call, &bucket_facts);
-        facts.target = self.delete_target(&bucket_facts, &object, version).await?;
-        let permit = self
-            .decide(Action::Delete { version, bypass }, &facts)
+        let action = Action::Delete { version, bypass };
+        self.delete_target(&bucket_facts, &object, action, &mut facts, self.locks.now())
             .await?;
+        let permit = self.decide(action, &facts).await?;
 
         if versioned::serves_versions(&bucket_facts) {
             let had_lock = matches!(facts.target, VersionState::Known(l) if !l.is_empty());
@@ -181,8 +193,12 @@ impl Gateway {
         )?;
         let version = spec(k.version_id.as_deref());
         let mut facts = self.facts(call, bucket_facts);
-        facts.target = match self.delete_target(bucket_facts, &object, version).await {
-            Ok(state) => state,
+        let action = Action::Delete { version, bypass };
+        match self
+            .delete_target(bucket_facts, &object, action, &mut facts, now)
+            .await
+        {
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!(key = %k.key, error = %e, "delete refused: lock state unknown");
                 return Ok((

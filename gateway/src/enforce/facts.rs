@@ -15,6 +15,10 @@ use crate::s3::target::Target;
 
 use crate::enforce::{Call, Gateway};
 
+/// How long the backend's word that a `gateway` bucket is not a lock bucket stands before it is
+/// asked again (two small listings).
+const PLAIN_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The lock state of the bucket as the request path needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BucketFacts {
@@ -32,6 +36,8 @@ pub(crate) struct Inspected {
     pub head: Option<HeaderMap>,
     /// The version is a delete marker.
     pub delete_marker: bool,
+    /// The state is the index's alone (the backend was not asked).
+    pub from_index: bool,
 }
 
 impl Gateway {
@@ -87,17 +93,36 @@ impl Gateway {
             // (`versioned`). Other buckets keep one version per key.
             Profile::Gateway => {
                 let lock = match self.locks.index.bucket(bucket)? {
-                    Some(r) => r.lock,
-                    // The index never saw this bucket (it was lost, or the bucket was made
-                    // through another gateway): what the backend records of it stands, and
-                    // the index keeps it.
-                    None => match self.bucket_lock_on_backend(bucket).await? {
-                        Some(lock) => {
-                            self.locks.update_bucket(bucket, |r| r.lock = lock)?;
-                            lock
+                    Some(r) if r.lock.enabled => r.lock,
+                    // Not a lock bucket by the index (never seen, made through another
+                    // gateway, an index lost or restored): the index may only be stricter
+                    // than the backend, so the backend's record is asked, at most every
+                    // `PLAIN_RECHECK`, and kept when it says lock.
+                    recorded => {
+                        let recorded = recorded.map(|r| r.lock).unwrap_or_default();
+                        let fresh = self
+                            .locks
+                            .plain_checked
+                            .get(bucket)
+                            .is_some_and(|t| t.elapsed() < PLAIN_RECHECK);
+                        if fresh {
+                            recorded
+                        } else {
+                            match self.bucket_lock_on_backend(bucket).await? {
+                                Some(lock) => {
+                                    self.locks.update_bucket(bucket, |r| r.lock = lock)?;
+                                    self.locks.plain_checked.remove(bucket);
+                                    lock
+                                }
+                                None => {
+                                    self.locks
+                                        .plain_checked
+                                        .insert(bucket.to_owned(), std::time::Instant::now());
+                                    recorded
+                                }
+                            }
                         }
-                        None => BucketLock::default(),
-                    },
+                    }
                 };
                 Ok(BucketFacts {
                     profile,
@@ -193,6 +218,7 @@ impl Gateway {
                 version_id: object.version_id.clone(),
                 head: None,
                 delete_marker: false,
+                from_index: true,
             });
         }
         let index_missed = !always_head;
@@ -249,7 +275,31 @@ impl Gateway {
             version_id,
             head: status.is_success().then_some(headers),
             delete_marker,
+            from_index: false,
         })
+    }
+
+    /// Confirms against the backend an answer that would allow a destructive action on the
+    /// index's word alone: the index may refuse by itself (it may only ever be stricter than
+    /// the backend), but an allow is decided again on the version's own record on the
+    /// backend (its HEAD), the stricter of both kept. Costs one HEAD, only when it would
+    /// allow; a native backend enforces its own locks.
+    pub(crate) async fn confirm_allow(
+        &self,
+        action: policy::rules::Action,
+        facts: &mut Facts,
+        object: &ObjectRef,
+        from_index: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), GatewayError> {
+        if !from_index || facts.profile == Profile::Native {
+            return Ok(());
+        }
+        if !self.decide_at(action, facts, now).await?.is_allowed() {
+            return Ok(());
+        }
+        facts.target = self.inspect(object, true).await?.state;
+        Ok(())
     }
 
     /// HEAD of one version on the backend (the gateway's own read, for facts).

@@ -32,6 +32,9 @@ pub struct Locks {
     pub(crate) worm: Option<WormClient>,
     /// What OSS last said of each `bucket-retention` bucket's policy.
     pub(crate) worms: DashMap<String, BucketWorm>,
+    /// When the backend last said that a `gateway` bucket the index does not know as a lock
+    /// bucket is none (see `bucket_facts`).
+    pub(crate) plain_checked: DashMap<String, std::time::Instant>,
 }
 
 impl Locks {
@@ -50,6 +53,7 @@ impl Locks {
             time: Arc::new(TrustedTime::system()),
             worm: None,
             worms: DashMap::new(),
+            plain_checked: DashMap::new(),
         }
     }
 

@@ -337,7 +337,7 @@ impl Gateway {
         key: &str,
         permit: Permit,
     ) -> Result<Result<VersionId, S3Response<Body>>, GatewayError> {
-        let id = VersionId::new(Kind::DeleteMarker);
+        let id = VersionId::new(self.locks.now(), Kind::DeleteMarker);
         let target = Target {
             bucket: Some(bucket.to_owned()),
             key: Some(layout::version_name(key, &id)),
@@ -588,7 +588,10 @@ impl Gateway {
         let xml = bytes::Bytes::from(lock_xml::render_lock_configuration(lock));
         let target = Target {
             bucket: Some(bucket.to_owned()),
-            key: Some(layout::bucket_lock_record(&VersionId::new(Kind::Object))),
+            key: Some(layout::bucket_lock_record(&VersionId::new(
+                self.locks.now(),
+                Kind::Object,
+            ))),
         };
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(xml.len()));

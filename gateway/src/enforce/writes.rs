@@ -104,7 +104,7 @@ impl Gateway {
             Some(match call.op {
                 S3Op::CompleteMultipartUpload => self.aim_at_upload(&mut call)?,
                 _ => {
-                    let id = VersionId::new(Kind::Object);
+                    let id = VersionId::new(self.locks.now(), Kind::Object);
                     call.target.key = Some(layout::version_name(&key, &id));
                     id
                 }
@@ -114,10 +114,21 @@ impl Gateway {
         };
         let object = ObjectRef::new(&bucket, &key, made.as_ref().map(VersionId::as_str));
         let mut facts = self.facts(&call, &facts_of_bucket);
+        let action = Action::Write { lock, bypass };
         if facts_of_bucket.versioning != Versioning::Enabled {
-            facts.target = self.inspect(&object, false).await?.state;
+            // The write replaces the version: decided like a delete of it.
+            let inspected = self.inspect(&object, false).await?;
+            facts.target = inspected.state;
+            self.confirm_allow(
+                action,
+                &mut facts,
+                &object,
+                inspected.from_index,
+                self.locks.now(),
+            )
+            .await?;
         }
-        let permit = self.decide(Action::Write { lock, bypass }, &facts).await?;
+        let permit = self.decide(action, &facts).await?;
 
         let mut headers = backend_headers(&call.headers);
         let mut source_version = None;
@@ -251,7 +262,7 @@ impl Gateway {
         // In a versioned bucket the upload is the version it will complete, under its own
         // name; its upload id carries the version.
         let made = versioned::serves_versions(&facts_of_bucket).then(|| {
-            let id = VersionId::new(Kind::Object);
+            let id = VersionId::new(self.locks.now(), Kind::Object);
             call.target.key = Some(layout::version_name(&key, &id));
             id
         });

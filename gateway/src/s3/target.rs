@@ -49,10 +49,16 @@ pub enum TargetError {
 pub const RESERVED_FOLDER: &str = ".wormgate/";
 
 /// Whether `key` is the gateway's own: the folder [`RESERVED_FOLDER`], or its bare name, which
-/// on a file-system store would stand in the folder's way.
+/// on a file-system store would stand in the folder's way; in any case of letters, as a store
+/// on a case-insensitive file system would read them.
 #[must_use]
 pub fn is_reserved(key: &str) -> bool {
-    key.starts_with(RESERVED_FOLDER) || key == RESERVED_FOLDER.trim_end_matches('/')
+    let folder = RESERVED_FOLDER.as_bytes();
+    let bare = &folder[..folder.len() - 1];
+    let k = key.as_bytes();
+    k.get(..folder.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(folder))
+        || k.eq_ignore_ascii_case(bare)
 }
 
 /// The longest key S3 accepts, in bytes.

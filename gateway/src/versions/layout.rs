@@ -102,15 +102,17 @@ pub struct VersionId(String);
 static LAST_NANOS: AtomicU64 = AtomicU64::new(0);
 
 impl VersionId {
-    /// A new id of `kind`, later than every id this process made before.
+    /// A new id of `kind` made at `now` (the gateway's trusted time, which never goes back,
+    /// even across restarts), later than every id this process made before.
     ///
     /// # Panics
     /// When the system has no source of randomness.
     #[must_use]
-    pub fn new(kind: Kind) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1));
+    pub fn new(now: chrono::DateTime<chrono::Utc>, kind: Kind) -> Self {
+        let now = now
+            .timestamp_nanos_opt()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
         let mut last = LAST_NANOS.load(Ordering::Relaxed);
         let nanos = loop {
             let next = now.max(last + 1);
@@ -284,8 +286,9 @@ mod tests {
 
     #[test]
     fn ids_from_one_process_are_newest_first() {
-        let a = VersionId::new(Kind::Object);
-        let b = VersionId::new(Kind::Object);
+        let now = chrono::Utc::now();
+        let a = VersionId::new(now, Kind::Object);
+        let b = VersionId::new(now, Kind::Object);
         assert!(b < a, "{b} {a}");
         assert_eq!(VersionId::parse(a.as_str()), Some(a.clone()));
         for bad in ["null", "", "x", "../../etc", &a.as_str().replace('o', "x")] {
@@ -307,6 +310,7 @@ mod tests {
         assert!(VERSIONS.starts_with(RESERVED) && RESERVED_END.starts_with(RESERVED));
         assert!(BUCKET_LOCK.starts_with(RESERVED) && !BUCKET_LOCK.starts_with(VERSIONS));
         assert!(!is_reserved(".wormgates") && !is_reserved("a/.wormgate/x"));
+        assert!(is_reserved(".WormGate/v/x") && is_reserved(".WORMGATE"));
         assert!(backend_can_roll_up("/") && backend_can_roll_up("|"));
         assert!(!backend_can_roll_up(" ") && !backend_can_roll_up("a") && !backend_can_roll_up(""));
     }

@@ -169,7 +169,13 @@ impl<'a> PlainStream<'a> {
                     }
                 }
                 BackendItem::Prefix(p) if p.starts_with(layout::RESERVED) => {
-                    self.cursor.pop();
+                    // Rolled up from the gateway's names (a delimiter found in them): the
+                    // whole folder in one jump too, not a prefix at a time.
+                    if p.as_str() < layout::RESERVED_END {
+                        self.cursor.jump_after(layout::RESERVED_END);
+                    } else {
+                        self.cursor.pop();
+                    }
                 }
                 _ => break,
             }
@@ -323,8 +329,9 @@ impl ListRequest {
         self.delimiter.as_deref().filter(|d| !d.is_empty())
     }
 
+    /// A listing of the gateway's own folder, or of nothing.
     fn hides_everything(&self) -> bool {
-        layout::is_reserved(&self.prefix) || self.max_keys == 0
+        self.prefix.starts_with(layout::RESERVED) || self.max_keys == 0
     }
 }
 
