@@ -121,7 +121,7 @@ fn bucket_strategy() -> impl Strategy<Value = Vec<History>> {
                         };
                         // Newest first: the first has the latest time.
                         let nanos = 1_000_000 + (n - j as u64) * 10;
-                        (VersionId::from_parts(nanos, i as u32, kind), marker)
+                        (VersionId::from_parts(nanos, i as u64, kind), marker)
                     })
                     .collect();
                 History {
@@ -345,7 +345,7 @@ fn the_gateways_folder_never_shows_and_is_skipped_in_one_jump() {
     for i in 0..200u32 {
         bucket.push(History {
             key: format!("k{i:03}"),
-            versions: vec![(VersionId::from_parts(5, i, Kind::Object), false)],
+            versions: vec![(VersionId::from_parts(5, u64::from(i), Kind::Object), false)],
             null: false,
         });
     }

@@ -59,6 +59,7 @@ fn contract(index: &dyn LockIndex) {
     commit_names_the_version(index);
     scans_and_dates(index);
     buckets_and_uploads(index);
+    latest_versions(index);
 }
 
 fn pending_counts_until_committed(index: &dyn LockIndex) {
@@ -240,6 +241,40 @@ fn scans_and_dates(index: &dyn LockIndex) {
             .expect("dates")
             .is_empty()
     );
+}
+
+/// The latest-version cache: a write sets it, a read's fill never overrides what is known,
+/// a forget only removes the version it names.
+fn latest_versions(index: &dyn LockIndex) {
+    assert_eq!(index.latest("b", "k").expect("latest"), None);
+    index.fill_latest("b", "k", "v1").expect("fill");
+    assert_eq!(
+        index.latest("b", "k").expect("latest").as_deref(),
+        Some("v1")
+    );
+    index.fill_latest("b", "k", "v0").expect("fill");
+    assert_eq!(
+        index.latest("b", "k").expect("latest").as_deref(),
+        Some("v1")
+    );
+    index.set_latest("b", "k", "v2").expect("set");
+    assert_eq!(
+        index.latest("b", "k").expect("latest").as_deref(),
+        Some("v2")
+    );
+    index.forget_latest("b", "k", "v1").expect("forget");
+    assert_eq!(
+        index.latest("b", "k").expect("latest").as_deref(),
+        Some("v2")
+    );
+    index.forget_latest("b", "k", "v2").expect("forget");
+    assert_eq!(index.latest("b", "k").expect("latest"), None);
+    // Keys and buckets apart: `k` is not `k2`, nor `k` of another bucket.
+    index.set_latest("b", "k2", "x").expect("set");
+    index.set_latest("c", "k", "y").expect("set");
+    assert_eq!(index.latest("b", "k").expect("latest"), None);
+    index.clear_latest().expect("clear");
+    assert_eq!(index.latest("b", "k2").expect("latest"), None);
 }
 
 fn buckets_and_uploads(index: &dyn LockIndex) {

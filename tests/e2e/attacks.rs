@@ -920,12 +920,11 @@ async fn an_emptied_bucket_is_deleted_and_a_full_one_never() {
         .expect("an emptied bucket is deleted");
 }
 
-/// A lock bucket goes only once every version and delete marker in it was deleted, each by
-/// its id under its own lock; emptied, it goes (its lock records with it). No lifecycle rule
-/// is ever set on a lock bucket whose store does not enforce locks: not empty, not after the
-/// index is lost, not when only the store records that the bucket is a lock bucket.
+/// A lock bucket is never deleted through the gateway while a version or delete marker is in
+/// it, nor once emptied (its lock records stay). No lifecycle rule is ever set on a lock
+/// bucket whose store does not enforce locks: not empty, not after the index is lost.
 #[tokio::test]
-async fn a_lock_bucket_is_deleted_only_when_emptied_and_never_gets_a_lifecycle() {
+async fn a_lock_bucket_is_never_deleted_nor_given_a_lifecycle() {
     use wormgate_tests::locks::outcome;
     let mut stack = Stack::start().await;
     let admin = stack.admin();
@@ -1021,14 +1020,96 @@ async fn a_lock_bucket_is_deleted_only_when_emptied_and_never_gets_a_lifecycle()
         .send()
         .await
         .expect("the marker");
+    // Emptied, it still holds the records of its lock configuration, which no gateway ever
+    // removes: a lock bucket is never taken for a plain one (and given a lifecycle rule).
+    let emptied = outcome(admin.delete_bucket().bucket(&b).send()).await;
+    assert_eq!(
+        (emptied.status, emptied.code.as_str()),
+        (409, "BucketNotEmpty"),
+        "{emptied:?}"
+    );
+    assert!(emptied.message.contains(".wormgate/bucket/"), "{emptied:?}");
+    let kept = outcome(stack.direct().head_bucket().bucket(&b).send()).await;
+    assert_eq!(kept.status, 200, "{kept:?}");
+}
+
+/// Lifecycle rules set while a bucket was plain would expire the locked versions written once
+/// it is a lock bucket: on a store that runs lifecycle rules (LocalStack here, in the `gateway`
+/// profile), such a bucket is not made a lock bucket.
+#[tokio::test]
+async fn a_bucket_with_lifecycle_rules_does_not_become_a_lock_bucket() {
+    use wormgate_tests::locks::outcome;
+    let localstack = wormgate_tests::LocalStack::start().await;
+    let stack = Stack::start_remote(localstack.backend(), policy::lock::Profile::Gateway).await;
+    let admin = stack.admin();
+    let b = stack.new_bucket("ruled").await;
+    let rule = aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+        .rules(
+            aws_sdk_s3::types::LifecycleRule::builder()
+                .id("expire-all")
+                .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+                .filter(
+                    aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                        .prefix("")
+                        .build(),
+                )
+                .expiration(
+                    aws_sdk_s3::types::LifecycleExpiration::builder()
+                        .days(1)
+                        .build(),
+                )
+                .build()
+                .expect("rule"),
+        )
+        .build()
+        .expect("lifecycle");
     admin
-        .delete_bucket()
+        .put_bucket_lifecycle_configuration()
+        .bucket(&b)
+        .lifecycle_configuration(rule)
+        .send()
+        .await
+        .expect("a rule on a plain bucket");
+    let lock = outcome(
+        admin
+            .put_object_lock_configuration()
+            .bucket(&b)
+            .object_lock_configuration(
+                aws_sdk_s3::types::ObjectLockConfiguration::builder()
+                    .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+                    .build(),
+            )
+            .send(),
+    )
+    .await;
+    assert_eq!(
+        (lock.status, lock.code.as_str()),
+        (403, "AccessDenied"),
+        "{lock:?}"
+    );
+    let again = outcome(
+        admin
+            .create_bucket()
+            .bucket(&b)
+            .object_lock_enabled_for_bucket(true)
+            .send(),
+    )
+    .await;
+    assert!(!again.is_ok(), "{again:?}");
+    let versioning = admin
+        .get_bucket_versioning()
         .bucket(&b)
         .send()
         .await
-        .expect("an emptied lock bucket is deleted");
-    let gone = outcome(stack.direct().head_bucket().bucket(&b).send()).await;
-    assert_eq!(gone.status, 404, "{gone:?}");
+        .expect("versioning");
+    assert_ne!(
+        versioning
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .as_deref(),
+        Some("Enabled"),
+        "the bucket stayed plain"
+    );
 }
 
 /// The index may only ever be stricter than the store: an index that says a version's lock

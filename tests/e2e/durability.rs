@@ -420,6 +420,21 @@ impl LockIndex for BrokenIndex {
     fn remove_upload(&self, _: &str) -> IndexResult<()> {
         Err(broken())
     }
+    fn latest(&self, _: &str, _: &str) -> IndexResult<Option<String>> {
+        Err(broken())
+    }
+    fn set_latest(&self, _: &str, _: &str, _: &str) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn fill_latest(&self, _: &str, _: &str, _: &str) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn forget_latest(&self, _: &str, _: &str, _: &str) -> IndexResult<()> {
+        Err(broken())
+    }
+    fn clear_latest(&self) -> IndexResult<()> {
+        Err(broken())
+    }
     fn clear_committed(&self) -> IndexResult<()> {
         Err(broken())
     }

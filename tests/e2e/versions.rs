@@ -1044,3 +1044,30 @@ async fn a_lost_index_is_rebuilt_with_every_version_marker_and_lock() {
         before.2.len() - 1
     );
 }
+
+/// The latest version a gateway remembers is only a shortcut for reads: when it is gone from
+/// the store (deleted through another gateway), the store's listing answers, and a read never
+/// fails for it.
+#[tokio::test]
+async fn a_remembered_latest_that_is_gone_is_read_again_from_the_store() {
+    let stack = Stack::start().await;
+    let mut side = new_side(stack.admin(), "remembered").await;
+    for step in [Put("k", "one"), Put("k", "two"), Get("k", None)] {
+        side.run(&step).await;
+    }
+    let second = side.version("k", Some(2)).expect("the second version");
+    // Another gateway deletes the second version: here, the store itself.
+    stack
+        .direct()
+        .delete_object()
+        .bucket(&side.bucket)
+        .key(wormgate_tests::locks::backend_name("k", Some(&second)))
+        .send()
+        .await
+        .expect("delete on the store");
+    assert_eq!(side.run(&Get("k", None)).await, "200 version=k#1 body=one");
+    assert_eq!(
+        side.run(&Head("k", None)).await,
+        "200 version=k#1 length=Some(3)"
+    );
+}

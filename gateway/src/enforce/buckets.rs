@@ -6,7 +6,7 @@
 
 use http::StatusCode;
 use policy::lock::Profile;
-use policy::rules::{Action, BucketContents};
+use policy::rules::{Action, BucketContents, DenyReason};
 use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
@@ -33,83 +33,27 @@ impl Gateway {
                 "ListObjectsV2 on {bucket} answered {status}"
             )));
         }
-        if lock_xml::listing_is_empty(&body) {
-            return Ok(true);
-        }
-        // The records of the bucket's own lock configuration are not content; its versions
-        // and delete markers are (as on AWS, a bucket of delete markers is not empty).
-        use crate::versions::layout;
-        use crate::versions::listing::{self, BackendList, ListRequest, Lister as _};
-        let lister = self.lister(bucket);
-        let versions = lister
-            .list(&BackendList {
-                prefix: layout::versions_prefix(""),
-                delimiter: Some("/".into()),
-                max_keys: 1,
-                ..BackendList::default()
-            })
-            .await?;
-        if !versions.items.is_empty() {
-            return Ok(false);
-        }
-        let request = ListRequest {
-            prefix: String::new(),
-            delimiter: None,
-            max_keys: 1,
-            backend_page: 1000,
-        };
-        Ok(listing::list_current(&lister, &request, None)
-            .await?
-            .items
-            .is_empty())
+        // Everything counts, the gateway's own records too: a lock bucket keeps the records of
+        // its lock configuration for as long as it exists, so that no gateway, however stale its
+        // index, ever takes it for a plain bucket (and gives it a lifecycle rule).
+        Ok(lock_xml::listing_is_empty(&body))
     }
 
-    /// Deletes the records of a bucket's lock configuration (before the bucket itself), each
-    /// on a permit of `action` decided again; how many there were.
-    async fn drop_bucket_lock_records(
-        &self,
-        bucket: &str,
-        action: Action,
-        facts: &policy::rules::Facts,
-    ) -> Result<usize, GatewayError> {
-        use crate::versions::layout;
-        use crate::versions::listing::{BackendItem, BackendList, Lister as _};
-        let lister = self.lister(bucket);
-        let page = lister
-            .list(&BackendList {
-                prefix: layout::bucket_lock_records().to_owned(),
-                delimiter: Some("/".into()),
-                max_keys: 1000,
-                ..BackendList::default()
-            })
-            .await?;
-        let mut dropped = 0;
-        for item in page.items {
-            let BackendItem::Object(o) = item else {
-                continue;
-            };
-            let permit = self.permit_again(action, facts).await?;
-            let target = crate::s3::target::Target {
-                bucket: Some(bucket.to_owned()),
-                key: Some(o.name),
-            };
-            let resp = self
-                .send_empty(
-                    http::Method::DELETE,
-                    &target,
-                    http::HeaderMap::new(),
-                    permit,
-                )
-                .await?;
-            if !resp.status().is_success() {
-                return Err(GatewayError::BackendUnavailable(format!(
-                    "deleting a lock record of {bucket} answered {}",
-                    resp.status()
-                )));
-            }
-            dropped += 1;
+    /// Whether the store holds lifecycle rules for `bucket`: a bucket with some must not become
+    /// a lock bucket where the store does not enforce locks (the rules would expire its locked
+    /// versions). A store without lifecycle support (501), or without the bucket, has none.
+    ///
+    /// # Errors
+    /// 503 when the store cannot say.
+    async fn has_lifecycle_rules(&self, bucket: &str) -> Result<bool, GatewayError> {
+        let (status, body) = self.backend_get(bucket, "lifecycle=").await?;
+        match status {
+            s if s.is_success() => Ok(String::from_utf8_lossy(&body).contains("<Rule>")),
+            StatusCode::NOT_FOUND | StatusCode::NOT_IMPLEMENTED => Ok(false),
+            s => Err(GatewayError::BackendUnavailable(format!(
+                "GetBucketLifecycleConfiguration on {bucket} answered {s}"
+            ))),
         }
-        Ok(dropped)
     }
 
     /// Passes a request that changes nothing through to the backend.
@@ -135,6 +79,13 @@ impl Gateway {
         let permit = self
             .decide(Action::CreateBucket { lock_enabled }, &facts)
             .await?;
+        if lock_enabled
+            && bucket_facts.profile == Profile::Gateway
+            && self.has_lifecycle_rules(&bucket).await?
+        {
+            // A bucket that exists already, with rules that would expire its locked versions.
+            return Err(GatewayError::Denied(DenyReason::LifecycleOnLockBucket));
+        }
         let mut headers = backend_headers(&call.headers);
         let native = bucket_facts.profile == Profile::Native;
         if lock_enabled {
@@ -177,6 +128,10 @@ impl Gateway {
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let facts = self.facts(&call, &bucket_facts);
         let permit = self.decide(Action::PutLockConfiguration, &facts).await?;
+        if bucket_facts.profile == Profile::Gateway && self.has_lifecycle_rules(&bucket).await? {
+            // Rules set while the bucket was plain would expire the locked versions to come.
+            return Err(GatewayError::Denied(DenyReason::LifecycleOnLockBucket));
+        }
         if bucket_facts.profile == Profile::Native {
             let mut headers = backend_headers(&call.headers);
             let rendered = lock_xml::render_lock_configuration(&lock);
@@ -321,29 +276,18 @@ impl Gateway {
         {
             // Some stores (s3s-fs) delete a bucket with everything in it. Through wormgate a
             // bucket is deleted only once every object in it was deleted, each decided on its
-            // own lock: whatever the index says, the backend's listing decides.
+            // own lock: whatever the index says, the backend's listing decides. A lock bucket
+            // of the gateway profile is never empty: its lock records stay (see above).
             return Err(GatewayError::BucketNotEmpty(
-                "The bucket you tried to delete is not empty".into(),
+                if bucket_facts.lock.enabled && !native {
+                    "The bucket you tried to delete is not empty (a lock bucket keeps the records of its lock configuration under .wormgate/bucket/: its owner deletes it on the store itself)".into()
+                } else {
+                    "The bucket you tried to delete is not empty".into()
+                },
             ));
         }
-        // An empty lock bucket still holds the records of its lock configuration: they go
-        // first, and come back if the store keeps the bucket after all.
-        let records = if action == Action::DeleteBucket && bucket_facts.profile == Profile::Gateway
-        {
-            self.drop_bucket_lock_records(&bucket, action, &facts)
-                .await?
-        } else {
-            0
-        };
         let headers = backend_headers(&call.headers);
-        let resp = self.forward(&mut call, headers, permit).await;
-        let kept = resp.as_ref().map_or(true, |r| !r.status().is_success());
-        if records > 0 && kept {
-            let permit = self.permit_again(action, &facts).await?;
-            self.record_bucket_lock(&bucket, &bucket_facts.lock, permit)
-                .await?;
-        }
-        let resp = resp?;
+        let resp = self.forward(&mut call, headers, permit).await?;
         if action == Action::DeleteBucket && resp.status().is_success() {
             self.locks.index.remove_bucket(&bucket)?;
         }

@@ -162,6 +162,7 @@ impl Gateway {
         if had_lock {
             self.locks.index.remove(object)?;
         }
+        self.locks.index.forget_latest(bucket, key, which.id())?;
         Ok(Ok(Self::deleted_reply(
             which.id(),
             which.is_delete_marker(),

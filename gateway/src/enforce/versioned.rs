@@ -266,6 +266,46 @@ impl Gateway {
         }))
     }
 
+    /// The latest version of a key for a read: the index's word (this gateway's own writes, or
+    /// an earlier read's listing), else the store's listing, remembered. Only reads use it;
+    /// a lock change without a version id asks the store (`which`).
+    /// Whether the answer was remembered (rather than just listed) comes with it.
+    pub(crate) async fn latest_for_read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Which, bool), GatewayError> {
+        // A remembered object version is checked by its own GET (gone: listed again); a
+        // remembered delete marker would answer 404 with nothing to check it, so it is listed.
+        if let Some(known) = self.locks.index.latest(bucket, key)?
+            && let Some(id) = VersionId::parse(&known)
+            && id.kind() == Kind::Object
+        {
+            return Ok((Which::Made(id), true));
+        }
+        let which = self.which(bucket, key, None).await?;
+        if let Which::Made(id) = &which {
+            self.locks.index.fill_latest(bucket, key, id.as_str())?;
+        }
+        Ok((which, false))
+    }
+
+    /// A version (or delete marker) just written to a key, under its lock: the latest, unless
+    /// a newer one is known (a multipart upload's version is dated when it began).
+    pub(crate) fn note_written(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &VersionId,
+    ) -> Result<(), GatewayError> {
+        let known = self.locks.index.latest(bucket, key)?;
+        // Ids sort newest first.
+        if known.is_none_or(|k| id.as_str() < k.as_str()) {
+            self.locks.index.set_latest(bucket, key, id.as_str())?;
+        }
+        Ok(())
+    }
+
     /// The version a request on a versioned bucket means.
     pub(crate) async fn which(
         &self,
@@ -290,7 +330,10 @@ impl Gateway {
         let bucket = call.bucket()?.to_owned();
         let key = call.key()?.to_owned();
         let named = call.version_id.clone();
-        let which = self.which(&bucket, &key, named.as_deref()).await?;
+        let (which, remembered) = match named.as_deref() {
+            Some(v) => (parse_version(v)?, false),
+            None => self.latest_for_read(&bucket, &key).await?,
+        };
         if which.is_delete_marker() {
             return Ok(if named.is_some() {
                 marker_reply(
@@ -322,6 +365,16 @@ impl Gateway {
         if resp.status() == StatusCode::NOT_FOUND && named.is_some() {
             return Err(GatewayError::NoSuchVersion);
         }
+        if resp.status() == StatusCode::NOT_FOUND
+            && remembered
+            && let Which::Made(id) = &which
+        {
+            // The remembered latest is gone (deleted through another gateway): the store's
+            // listing says which is the latest now.
+            self.locks.index.forget_latest(&bucket, &key, id.as_str())?;
+            call.version_id = None;
+            return Box::pin(self.read_version(call)).await;
+        }
         let mut out = reply(resp);
         if out.status.is_some_and(|s| s.is_success()) {
             self.show_lock(&mut out, &object)?;
@@ -346,6 +399,7 @@ impl Gateway {
             .send_empty(Method::PUT, &target, HeaderMap::new(), permit)
             .await?;
         if resp.status().is_success() {
+            self.note_written(bucket, key, &id)?;
             Ok(Ok(id))
         } else {
             Ok(Err(reply(resp)))

@@ -189,6 +189,9 @@ impl Gateway {
             return Ok(reply(resp));
         };
         let success = resp.status().is_success();
+        if success {
+            self.note_written(&bucket, &key, &id)?;
+        }
         let mut out = if call.op == S3Op::CompleteMultipartUpload {
             let ids = backend_upload_id.as_deref().zip(call.upload_id.as_deref());
             versioned::with_client_names(resp, &key, &id, ids).await?

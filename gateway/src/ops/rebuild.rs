@@ -194,6 +194,8 @@ impl Gateway {
     pub async fn rebuild_index(&self) -> Result<RebuildReport, GatewayError> {
         let mut report = RebuildReport::default();
         let buckets = self.bucket_names().await?;
+        // The latest version of each key is read from the store's listing again as reads ask.
+        self.locks.index.clear_latest()?;
         // The strictest record wins: what the readable index holds is merged with what the
         // backend shows, never replaced by it.
         for bucket in buckets {

@@ -14,7 +14,8 @@
 //!   separator `!` sorts below the first character of every encoded character, so the versions
 //!   of `a` come before those of `a b` and `a!`.
 //! - a version id begins with `u64::MAX −` its creation time in nanoseconds (16 hex digits),
-//!   then 8 random hex digits (two gateways writing in the same nanosecond), then its kind
+//!   then 16 random hex digits (two gateways, or two runs of one, writing at the same
+//!   nanosecond: a collision would be an overwrite, so 64 bits), then its kind
 //!   (`o` object, `m` delete marker): newest first, unique, and readable from the name alone.
 //!
 //! A name is its own record: `index rebuild` recreates every version and marker, and their
@@ -39,7 +40,7 @@ const ESC: char = '"';
 /// before every longer key.
 const AFTER_VERSIONS: &str = "!~";
 /// Hex digits of time, hex digits of randomness, one kind.
-const ID_LEN: usize = 16 + 8 + 1;
+const ID_LEN: usize = 16 + 16 + 1;
 
 fn escaped(c: char) -> bool {
     c <= ESC
@@ -121,19 +122,19 @@ impl VersionId {
                 Err(seen) => last = seen,
             }
         };
-        let mut random = [0u8; 4];
+        let mut random = [0u8; 8];
         getrandom::fill(&mut random).expect("a source of randomness");
-        Self::from_parts(nanos, u32::from_be_bytes(random), kind)
+        Self::from_parts(nanos, u64::from_be_bytes(random), kind)
     }
 
     /// The id made at `nanos` with `random`; what `new` builds, for tests and rebuilds.
     #[must_use]
-    pub fn from_parts(nanos: u64, random: u32, kind: Kind) -> Self {
+    pub fn from_parts(nanos: u64, random: u64, kind: Kind) -> Self {
         let kind = match kind {
             Kind::Object => 'o',
             Kind::DeleteMarker => 'm',
         };
-        Self(format!("{:016x}{random:08x}{kind}", u64::MAX - nanos))
+        Self(format!("{:016x}{random:016x}{kind}", u64::MAX - nanos))
     }
 
     /// A client's version id, if it is one the gateway made.
@@ -305,7 +306,10 @@ mod tests {
         );
         assert_eq!(decode("a b"), None, "a raw space");
         assert_eq!(decode("\"2"), None);
-        assert_eq!(parse_version_name("a!0000000000000000000000000o"), None);
+        assert_eq!(
+            parse_version_name("a!000000000000000000000000000000000o"),
+            None
+        );
         assert!(is_reserved(".wormgate/x") && is_reserved(".wormgate"));
         assert!(VERSIONS.starts_with(RESERVED) && RESERVED_END.starts_with(RESERVED));
         assert!(BUCKET_LOCK.starts_with(RESERVED) && !BUCKET_LOCK.starts_with(VERSIONS));

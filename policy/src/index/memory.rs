@@ -16,6 +16,7 @@ struct Inner {
     by_date: BTreeMap<Vec<u8>, ()>,
     buckets: HashMap<String, BucketRecord>,
     uploads: HashMap<String, LockRecord>,
+    latest: HashMap<Vec<u8>, String>,
 }
 
 impl Inner {
@@ -179,6 +180,39 @@ impl LockIndex for MemoryIndex {
 
     fn remove_bucket(&self, name: &str) -> IndexResult<()> {
         self.inner()?.buckets.remove(name);
+        Ok(())
+    }
+
+    fn latest(&self, bucket: &str, key: &str) -> IndexResult<Option<String>> {
+        Ok(self.inner()?.latest.get(&key::prefix(bucket, key)).cloned())
+    }
+
+    fn set_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()> {
+        self.inner()?
+            .latest
+            .insert(key::prefix(bucket, key), version.to_owned());
+        Ok(())
+    }
+
+    fn fill_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()> {
+        self.inner()?
+            .latest
+            .entry(key::prefix(bucket, key))
+            .or_insert_with(|| version.to_owned());
+        Ok(())
+    }
+
+    fn clear_latest(&self) -> IndexResult<()> {
+        self.inner()?.latest.clear();
+        Ok(())
+    }
+
+    fn forget_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()> {
+        let mut inner = self.inner()?;
+        let k = key::prefix(bucket, key);
+        if inner.latest.get(&k).is_some_and(|v| v == version) {
+            inner.latest.remove(&k);
+        }
         Ok(())
     }
 

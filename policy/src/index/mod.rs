@@ -206,6 +206,19 @@ pub trait LockIndex: Send + Sync {
     fn put_upload(&self, upload_id: &str, record: &LockRecord) -> IndexResult<()>;
     fn upload(&self, upload_id: &str) -> IndexResult<Option<LockRecord>>;
     fn remove_upload(&self, upload_id: &str) -> IndexResult<()>;
+    /// The latest version of a key as this index last saw it written or listed: a cache for
+    /// reads of a versioned bucket, never a lock decision's ground. `None` when unknown.
+    fn latest(&self, bucket: &str, key: &str) -> IndexResult<Option<String>>;
+    /// `version` was just written to the key (the caller holds the key's lock): it is the
+    /// latest. Not flushed.
+    fn set_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()>;
+    /// `version` was read from the backend as the latest: kept unless a latest is already
+    /// known (a write's, which may be newer than what the read saw).
+    fn fill_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()>;
+    /// `version` is gone: forgotten as the latest, if it was.
+    fn forget_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()>;
+    /// Forgets every key's latest (a rebuild: the backend's listing says again).
+    fn clear_latest(&self) -> IndexResult<()>;
     /// Drops every committed record (before a rebuild from the backend). Pending records,
     /// buckets and uploads stay.
     fn clear_committed(&self) -> IndexResult<()>;

@@ -1,7 +1,8 @@
 //! The default index: a sled database in one directory.
 //!
 //! Trees: `committed` and `pending` (version key → record), `by_date` (retain-until ++ version
-//! key → nothing), `buckets`, `uploads`, and `meta` holding the format version.
+//! key → nothing), `buckets`, `uploads`, `latest` (a key's latest version, a cache for reads),
+//! and `meta` holding the format version.
 //!
 //! No sled transactions. A transaction takes a lock over the whole database that `flush`
 //! holds shared for as long as the disk takes; once one transaction has run, every later read
@@ -48,6 +49,8 @@ pub struct SledIndex {
     by_date: Tree,
     buckets: Tree,
     uploads: Tree,
+    /// A key's latest version, as last written or listed (`LockIndex::latest`).
+    latest: Tree,
     memory: Option<Records>,
 }
 
@@ -145,6 +148,7 @@ impl SledIndex {
             by_date: tree("by_date")?,
             buckets: tree("buckets")?,
             uploads: tree("uploads")?,
+            latest: tree("latest")?,
             db,
             memory: None,
         })
@@ -407,6 +411,48 @@ impl LockIndex for SledIndex {
     fn remove_bucket(&self, name: &str) -> IndexResult<()> {
         self.buckets.remove(name).map_err(storage)?;
         self.durable()
+    }
+
+    fn latest(&self, bucket: &str, key: &str) -> IndexResult<Option<String>> {
+        let got = self.latest.get(key::prefix(bucket, key)).map_err(storage)?;
+        got.map(|v| String::from_utf8(v.to_vec()).map_err(|e| IndexError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    fn set_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()> {
+        self.latest
+            .insert(key::prefix(bucket, key), version.as_bytes())
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn fill_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()> {
+        // Only where nothing is known: a write's latest stands.
+        let _ = self
+            .latest
+            .compare_and_swap(
+                key::prefix(bucket, key),
+                None::<&[u8]>,
+                Some(version.as_bytes()),
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn clear_latest(&self) -> IndexResult<()> {
+        self.latest.clear().map_err(storage)
+    }
+
+    fn forget_latest(&self, bucket: &str, key: &str, version: &str) -> IndexResult<()> {
+        let _ = self
+            .latest
+            .compare_and_swap(
+                key::prefix(bucket, key),
+                Some(version.as_bytes()),
+                None::<&[u8]>,
+            )
+            .map_err(storage)?;
+        Ok(())
     }
 
     fn put_upload(&self, upload_id: &str, record: &LockRecord) -> IndexResult<()> {
