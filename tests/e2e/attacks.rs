@@ -920,16 +920,9 @@ async fn an_emptied_bucket_is_deleted_and_a_full_one_never() {
         .expect("an emptied bucket is deleted");
 }
 
-/// A lock bucket is never deleted through the gateway while a version or delete marker is in
-/// it, nor once emptied (its lock records stay). No lifecycle rule is ever set on a lock
-/// bucket whose store does not enforce locks: not empty, not after the index is lost.
-#[tokio::test]
-async fn a_lock_bucket_is_never_deleted_nor_given_a_lifecycle() {
-    use wormgate_tests::locks::outcome;
-    let mut stack = Stack::start().await;
-    let admin = stack.admin();
-    let b = lock_bucket(&admin, "emptied-lock").await;
-    let rule = aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+/// A lifecycle rule that expires every object after a day.
+fn expire_all() -> aws_sdk_s3::types::BucketLifecycleConfiguration {
+    aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
         .rules(
             aws_sdk_s3::types::LifecycleRule::builder()
                 .id("expire-all")
@@ -948,7 +941,19 @@ async fn a_lock_bucket_is_never_deleted_nor_given_a_lifecycle() {
                 .expect("rule"),
         )
         .build()
-        .expect("lifecycle");
+        .expect("lifecycle")
+}
+
+/// A lock bucket is never deleted through the gateway while a version or delete marker is in
+/// it, nor once emptied (its lock records stay). No lifecycle rule is ever set on a lock
+/// bucket whose store does not enforce locks: not empty, not after the index is lost.
+#[tokio::test]
+async fn a_lock_bucket_is_never_deleted_nor_given_a_lifecycle() {
+    use wormgate_tests::locks::outcome;
+    let mut stack = Stack::start().await;
+    let admin = stack.admin();
+    let b = lock_bucket(&admin, "emptied-lock").await;
+    let rule = expire_all();
     let lifecycle = |admin: aws_sdk_s3::Client| {
         let (b, rule) = (b.clone(), rule.clone());
         async move {
@@ -1043,26 +1048,7 @@ async fn a_bucket_with_lifecycle_rules_does_not_become_a_lock_bucket() {
     let stack = Stack::start_remote(localstack.backend(), policy::lock::Profile::Gateway).await;
     let admin = stack.admin();
     let b = stack.new_bucket("ruled").await;
-    let rule = aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
-        .rules(
-            aws_sdk_s3::types::LifecycleRule::builder()
-                .id("expire-all")
-                .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
-                .filter(
-                    aws_sdk_s3::types::LifecycleRuleFilter::builder()
-                        .prefix("")
-                        .build(),
-                )
-                .expiration(
-                    aws_sdk_s3::types::LifecycleExpiration::builder()
-                        .days(1)
-                        .build(),
-                )
-                .build()
-                .expect("rule"),
-        )
-        .build()
-        .expect("lifecycle");
+    let rule = expire_all();
     admin
         .put_bucket_lifecycle_configuration()
         .bucket(&b)
