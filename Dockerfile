@@ -33,7 +33,8 @@ ENV MALLOC_ARENA_MAX=2 \
     WORMGATE_DATA=/var/lib/wormgate \
     WORMGATE_LISTEN=0.0.0.0:9000 \
     WORMGATE_ADMIN_LISTEN=0.0.0.0:9001
-USER wormgate:wormgate
+# Numeric (the user wormgate, 10001): Kubernetes' runAsNonRoot can only verify a uid.
+USER 10001:10001
 EXPOSE 9000 9001
 # The start period covers loading the lock records into memory when that is asked for (about
 # 7 s per million); a start that answers sooner ends it at once.

@@ -27,11 +27,18 @@ fn keys(rows: &[serde_json::Value]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn every_route_but_healthz_needs_the_token() {
+async fn every_route_but_healthz_and_readyz_needs_the_token() {
     let stack = Stack::start().await;
     assert_eq!(get(&stack, "/healthz", None).await.status, 200);
+    // Readiness without the token (a probe that carries no secret): the answer, no details.
+    let public = get(&stack, "/readyz", None).await;
+    assert_eq!(public.status, 200, "{}", public.body);
+    let brief: serde_json::Value = serde_json::from_str(&public.body).expect("json");
+    assert_eq!(brief, serde_json::json!({ "ready": true }));
+    let wrong = get(&stack, "/readyz", Some("not-the-admin-token-at-all")).await;
+    assert_eq!(wrong.status, 200, "{}", wrong.body);
+    assert!(!wrong.body.contains("checks"), "{}", wrong.body);
     for path in [
-        "/readyz",
         "/metrics",
         "/audit/locks",
         "/audit/gaps",
@@ -57,6 +64,7 @@ async fn every_route_but_healthz_needs_the_token() {
     }
     let ready = get(&stack, "/readyz", Some(ADMIN_TOKEN)).await;
     assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(ready.body.contains("\"checks\""), "{}", ready.body);
     stack.shutdown().await;
 }
 

@@ -1,11 +1,13 @@
 //! The admin listener: health, readiness, metrics and the retention audit, on an address of its
-//! own. Every route but `/healthz` needs `Authorization: Bearer <token>`; without it, or with
-//! another token, the answer is 401.
+//! own. Every route but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`;
+//! without it, or with another token, the answer is 401.
 //!
 //! - `GET /healthz`: the process answers.
 //! - `GET /readyz`: the index takes a durable write, the backend answers, and no OSS WORM
 //!   policy of a `bucket-retention` bucket is missing or about to lapse (an InProgress policy
-//!   lapsing within `LAPSE_WARNING`). JSON; 200 or 503.
+//!   lapsing within `LAPSE_WARNING`). JSON; 200 or 503. Without the token (a readiness probe
+//!   that must not carry a secret), only the status and `{"ready": …}`, from checks made at
+//!   most every `PUBLIC_READY_EVERY`; with it, every check and its detail.
 //! - `GET /metrics`: Prometheus (OpenMetrics text).
 //! - `GET /audit/locks`: one row per locked version (see `audit`). Filters `bucket`, `prefix`,
 //!   `expiring_before` (RFC 3339); `format=jsonl` (default) or `csv`. Without `limit` the whole
@@ -50,7 +52,13 @@ pub struct Admin {
     gateway: std::sync::Weak<Gateway>,
     token: Secret,
     gauges_at: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// The last answer `/readyz` gave without the token, and when.
+    public_ready: Arc<std::sync::Mutex<Option<(Instant, bool)>>>,
 }
+
+/// How long an answer of `/readyz` without the token stands: a caller without the token does
+/// not make the index take a durable write more often than this.
+pub const PUBLIC_READY_EVERY: Duration = Duration::from_secs(2);
 
 fn full(
     status: StatusCode,
@@ -94,6 +102,7 @@ impl Admin {
             gateway: Arc::downgrade(gateway),
             token,
             gauges_at: Arc::new(std::sync::Mutex::new(None)),
+            public_ready: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -111,7 +120,12 @@ impl Admin {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if !bearer.is_some_and(|t| same(t.trim().as_bytes(), self.token.expose().as_bytes())) {
+        let authorized =
+            bearer.is_some_and(|t| same(t.trim().as_bytes(), self.token.expose().as_bytes()));
+        if path == "/readyz" && !authorized {
+            return self.public_readyz().await;
+        }
+        if !authorized {
             let mut r = text(
                 StatusCode::UNAUTHORIZED,
                 "a valid bearer token is required\n",
@@ -147,6 +161,43 @@ impl Admin {
             }
             _ => text(StatusCode::NOT_FOUND, "no such route\n"),
         }
+    }
+
+    /// `/readyz` for a caller without the token: whether the gateway is ready, and nothing
+    /// else (readiness is no secret; the checks' details may be).
+    async fn public_readyz(&self) -> Response<AdminBody> {
+        let cached = self
+            .public_ready
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .filter(|(at, _)| at.elapsed() < PUBLIC_READY_EVERY)
+            .map(|(_, ready)| ready);
+        let ready = match cached {
+            Some(ready) => ready,
+            None => {
+                let ready = match self.gateway.upgrade() {
+                    Some(gateway) => self.readyz(&gateway).await.status() == StatusCode::OK,
+                    None => false,
+                };
+                if let Ok(mut r) = self.public_ready.lock() {
+                    *r = Some((Instant::now(), ready));
+                }
+                ready
+            }
+        };
+        #[derive(Serialize)]
+        struct Ready {
+            ready: bool,
+        }
+        json(
+            if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            &Ready { ready },
+        )
     }
 
     async fn readyz(&self, gw: &Arc<Gateway>) -> Response<AdminBody> {
