@@ -6,7 +6,8 @@ Writes docs/BENCHMARKS.md (medians, min-max, ratios) and docs/benchmarks.json.
 Run by bench/run.sh, which installs nginx and builds the release binaries. A benchmark, not a
 test: it asserts no timing; it fails only if a request gets an unexpected answer.
 `bench.py --report` writes the report again from the last run's raw figures; `bench.py --index`
-measures the lock index again and keeps the rest.
+measures the lock index again and keeps the rest. `WORMGATE_BIN=<path>` runs another build of
+wormgate (an earlier commit's) through the same workloads, for an A/B.
 """
 
 import json
@@ -26,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 BENCH = str(RELEASE / "wormgate-bench")
-WORMGATE = str(RELEASE / "wormgate")
+# WORMGATE_BIN: another build of wormgate (an A/B against an earlier commit).
+WORMGATE = os.environ.get("WORMGATE_BIN", str(RELEASE / "wormgate"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 # BENCH_QUICK=1: small sizes and short runs, to check the harness itself.
 QUICK = os.environ.get("BENCH_QUICK") == "1"
