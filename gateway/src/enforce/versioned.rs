@@ -284,7 +284,11 @@ impl Gateway {
             return Ok((Which::Made(id), true));
         }
         let which = self.which(bucket, key, None).await?;
-        if let Which::Made(id) = &which {
+        // Only an object version is remembered: a marker would stand in the way of the
+        // object version a later listing finds.
+        if let Which::Made(id) = &which
+            && id.kind() == Kind::Object
+        {
             self.locks.index.fill_latest(bucket, key, id.as_str())?;
         }
         Ok((which, false))
