@@ -92,8 +92,20 @@ impl Gateway {
             // A lock bucket is versioned, as on AWS: the gateway serves its versions
             // (`versioned`). Other buckets keep one version per key.
             Profile::Gateway => {
+                if let Some(lock) = self.locks.lock_buckets.get(bucket) {
+                    return Ok(BucketFacts {
+                        profile,
+                        lock: *lock,
+                        versioning: Versioning::Enabled,
+                    });
+                }
                 let lock = match self.locks.index.bucket(bucket)? {
-                    Some(r) if r.lock.enabled => r.lock,
+                    // Cached unless a newer record got there first (`update_bucket`).
+                    Some(r) if r.lock.enabled => *self
+                        .locks
+                        .lock_buckets
+                        .entry(bucket.to_owned())
+                        .or_insert(r.lock),
                     // Not a lock bucket by the index (never seen, made through another
                     // gateway, an index lost or restored): the index may only be stricter
                     // than the backend, so the backend's record is asked, at most every

@@ -35,6 +35,10 @@ pub struct Locks {
     /// When the backend last said that a `gateway` bucket the index does not know as a lock
     /// bucket is none (see `bucket_facts`).
     pub(crate) plain_checked: DashMap<String, std::time::Instant>,
+    /// The lock configuration of the `gateway` lock buckets, as the index records it: read on
+    /// every request, decoded once (changed only through `update_bucket`, dropped by
+    /// `forget_bucket`).
+    pub(crate) lock_buckets: DashMap<String, BucketLock>,
 }
 
 impl Locks {
@@ -54,6 +58,7 @@ impl Locks {
             worm: None,
             worms: DashMap::new(),
             plain_checked: DashMap::new(),
+            lock_buckets: DashMap::new(),
         }
     }
 
@@ -87,6 +92,12 @@ impl Locks {
         if old.as_ref() != Some(&record) {
             self.index.put_bucket(bucket, &record)?;
         }
+        // The new record replaces whatever a reader cached, even one it read just before.
+        if record.lock.enabled {
+            self.lock_buckets.insert(bucket.to_owned(), record.lock);
+        } else {
+            self.lock_buckets.remove(bucket);
+        }
         Ok(())
     }
 
@@ -103,6 +114,7 @@ impl Locks {
     /// Forgets what a native backend said about a bucket (after a change through the gateway).
     pub(crate) fn forget_bucket(&self, bucket: &str) {
         self.native_buckets.remove(bucket);
+        self.lock_buckets.remove(bucket);
     }
 
     /// The clock every decision uses.
