@@ -83,8 +83,6 @@ impl Call<'_> {
     /// decided), with their length and their own Content-MD5: the client's checksums were of
     /// the client's bytes.
     pub fn set_body(&mut self, bytes: Bytes, headers: &mut HeaderMap) {
-        use base64::Engine as _;
-        use md5::{Digest, Md5};
         let stale: Vec<HeaderName> = headers
             .keys()
             .filter(|k| {
@@ -98,10 +96,7 @@ impl Call<'_> {
         for name in stale {
             headers.remove(name);
         }
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes));
-        if let Ok(v) = HeaderValue::from_str(&md5) {
-            headers.insert("content-md5", v);
-        }
+        headers.insert("content-md5", content_md5(&bytes));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         self.body = Some(Body::from(bytes));
         self.trailers = None;
@@ -283,6 +278,14 @@ impl Gateway {
         }
         resp
     }
+}
+
+/// The `Content-MD5` of a body the gateway wrote.
+pub(crate) fn content_md5(bytes: &[u8]) -> HeaderValue {
+    use base64::Engine as _;
+    use md5::{Digest, Md5};
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes));
+    HeaderValue::from_str(&md5).expect("base64 is a valid header value")
 }
 
 /// The backend's path and query of a request.

@@ -211,6 +211,14 @@ pub(crate) fn empty_body() -> ProxyBody {
         .boxed_unsync()
 }
 
+/// A body the gateway wrote, whole.
+pub(crate) fn bytes_body(bytes: bytes::Bytes) -> ProxyBody {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(bytes)
+        .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { match e {} })
+        .boxed_unsync()
+}
+
 /// 200 with no body.
 pub(crate) fn ok_empty() -> S3Response<Body> {
     reply_with(StatusCode::OK, None)

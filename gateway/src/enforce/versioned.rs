@@ -517,12 +517,8 @@ impl Gateway {
         &self,
         headers: &mut HeaderMap,
     ) -> Result<Option<Which>, GatewayError> {
-        let name = if headers.contains_key("x-amz-copy-source") {
-            "x-amz-copy-source"
-        } else {
-            return Ok(None);
-        };
-        let Some(raw) = headers.get(name) else {
+        const NAME: &str = "x-amz-copy-source";
+        let Some(raw) = headers.get(NAME) else {
             return Ok(None);
         };
         let source = CopySource::parse(raw)?;
@@ -551,7 +547,7 @@ impl Gateway {
         };
         let value = HeaderValue::from_str(&aimed.header_value())
             .map_err(|_| GatewayError::Internal("copy source header".into()))?;
-        headers.insert(name, value);
+        headers.insert(NAME, value);
         Ok(Some(which))
     }
 
@@ -640,9 +636,6 @@ impl Gateway {
         lock: &policy::lock::BucketLock,
         permit: Permit,
     ) -> Result<(), GatewayError> {
-        use base64::Engine as _;
-        use http_body_util::BodyExt as _;
-        use md5::{Digest as _, Md5};
         let xml = bytes::Bytes::from(lock_xml::render_lock_configuration(lock));
         let target = Target {
             bucket: Some(bucket.to_owned()),
@@ -653,13 +646,8 @@ impl Gateway {
         };
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(xml.len()));
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&xml));
-        if let Ok(v) = HeaderValue::from_str(&md5) {
-            headers.insert("content-md5", v);
-        }
-        let body = http_body_util::Full::new(xml)
-            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { match e {} })
-            .boxed_unsync();
+        headers.insert("content-md5", crate::enforce::gateway::content_md5(&xml));
+        let body = crate::enforce::bytes_body(xml);
         let resp = self
             .send(
                 Method::PUT,
