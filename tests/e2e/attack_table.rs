@@ -20,23 +20,22 @@ fn md5_b64(body: &str) -> String {
     wormgate_tests::content_md5(body)
 }
 
-/// Where the truth of a version's retain-until date and bytes is read: the backend itself
-/// (its lock API on `native`, the object's metadata on `gateway`); on `bucket-retention` the
-/// per-object date is the gateway's alone (OSS keeps one period for the bucket), so it is read
-/// through the gateway.
+/// Where the truth of a version's retain-until date and bytes is read: the backend itself (its
+/// lock API on `native`; on `gateway` and `bucket-retention` the version's own metadata and the
+/// records of its journal, `versions::journal`).
 struct Backend {
     client: aws_sdk_s3::Client,
-    gateway: aws_sdk_s3::Client,
     profile: Profile,
 }
 
 impl Backend {
-    /// The name the store keeps `key`'s newest version under: on `gateway` a lock bucket is
-    /// versioned by the gateway (`versions::layout`), else the key itself.
-    async fn name(&self, bucket: &str, key: &str) -> String {
+    /// The name the store keeps `key`'s newest version under, and its version id: a lock
+    /// bucket of `gateway` or `bucket-retention` is versioned by the gateway
+    /// (`versions::layout`); else the key itself.
+    async fn newest(&self, bucket: &str, key: &str) -> (String, Option<String>) {
         use wormgate::versions::layout::{self, Kind};
-        if self.profile != Profile::Gateway {
-            return key.to_owned();
+        if self.profile == Profile::Native {
+            return (key.to_owned(), None);
         }
         let listed = self
             .client
@@ -51,20 +50,22 @@ impl Backend {
                 l.contents().iter().find_map(|o| {
                     let name = o.key()?;
                     let (_, id) = layout::parse_version_name(name)?;
-                    (id.kind() == Kind::Object).then(|| name.to_owned())
+                    (id.kind() == Kind::Object)
+                        .then(|| (name.to_owned(), Some(id.as_str().to_owned())))
                 })
             })
-            .unwrap_or_else(|| key.to_owned())
+            .unwrap_or_else(|| (key.to_owned(), None))
+    }
+
+    async fn name(&self, bucket: &str, key: &str) -> String {
+        self.newest(bucket, key).await.0
     }
 
     async fn until(&self, bucket: &str, key: &str) -> Option<DateTime<Utc>> {
-        if self.profile != Profile::Gateway {
-            let client = if self.profile == Profile::Native {
-                &self.client
-            } else {
-                &self.gateway
-            };
-            let r = client
+        use wormgate::versions::journal;
+        if self.profile == Profile::Native {
+            let r = self
+                .client
                 .get_object_retention()
                 .bucket(bucket)
                 .key(key)
@@ -74,18 +75,45 @@ impl Backend {
             let d = r.retention()?.retain_until_date()?;
             return DateTime::from_timestamp_millis(d.to_millis().ok()?);
         }
+        let (name, version) = self.newest(bucket, key).await;
         let head = self
             .client
             .head_object()
             .bucket(bucket)
-            .key(self.name(bucket, key).await)
+            .key(name)
             .send()
             .await
             .ok()?;
-        let text = head.metadata()?.get("wormgate-retain-until")?;
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
+        let base = head
+            .metadata()
+            .and_then(|m| m.get("wormgate-retain-until"))
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|d| policy::lock::ObjectLock {
+                retention: Some(policy::lock::Retention {
+                    mode: policy::lock::RetentionMode::Compliance,
+                    until: d.with_timezone(&Utc),
+                }),
+                legal_hold: policy::lock::LegalHold::Off,
+            })
+            .unwrap_or_default();
+        let prefix = journal::journal_of(key, version.as_deref());
+        let records = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .ok()?;
+        let entries: Option<Vec<_>> = records
+            .contents()
+            .iter()
+            .map(|o| journal::parse_entry(&prefix, o.key()?))
+            .collect();
+        journal::fold(base, &entries?)
+            .lock
+            .retention
+            .map(|r| r.until)
     }
 
     async fn bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
@@ -471,7 +499,6 @@ async fn gateway_profile_over_the_embedded_store() {
     let plain = stack.new_bucket("table-plain").await;
     let backend = Backend {
         client: stack.direct(),
-        gateway: stack.gateway(),
         profile: Profile::Gateway,
     };
     let rows = attack_rows(&stack, &backend, &b, Some(&plain)).await;
@@ -489,7 +516,6 @@ async fn native_profile_over_localstack() {
         let url = format!("http://127.0.0.1:{}", localstack.port);
         let backend = Backend {
             client: s3_client(&url, "direct", "direct-secret"),
-            gateway: stack.gateway(),
             profile: Profile::Native,
         };
         let rows = attack_rows(&stack, &backend, &b, Some(&plain)).await;
@@ -511,7 +537,6 @@ async fn bucket_retention_profile_over_the_oss_stand_in() {
                 &oss.store.access_key,
                 oss.store.secret_key.expose(),
             ),
-            gateway: stack.gateway(),
             profile: Profile::BucketRetention,
         };
         let rows = attack_rows(&stack, &backend, &b, None).await;

@@ -8,7 +8,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode};
 use chrono::TimeDelta;
-use wormgate_tests::locks::{in_secs, outcome, put_locked};
+use wormgate_tests::locks::{delete_version, in_secs, put_locked};
 use wormgate_tests::oss::OssBackend;
 use wormgate_tests::{ADMIN_TOKEN, Stack};
 
@@ -55,29 +55,34 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
             Some("Enabled")
         );
 
-        put_locked(
+        let v30 = put_locked(
             &s3,
             &bucket,
             "k30",
             ObjectLockMode::Compliance,
             in_secs(30 * DAY),
         )
-        .await;
-        put_locked(
+        .await
+        .expect("a version id");
+        let v7 = put_locked(
             &s3,
             &bucket,
             "k7",
             ObjectLockMode::Governance,
             in_secs(7 * DAY),
         )
-        .await;
-        s3.put_object()
+        .await
+        .expect("a version id");
+        let plain = s3
+            .put_object()
             .bucket(&bucket)
             .key("plain")
             .body(ByteStream::from_static(b"no lock asked"))
             .send()
             .await
-            .expect("plain put");
+            .expect("plain put")
+            .version_id
+            .expect("a version id");
         let r = s3
             .get_object_retention()
             .bucket(&bucket)
@@ -89,11 +94,12 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
             r.retention().and_then(|r| r.mode()).map(|m| m.as_str()),
             Some("COMPLIANCE")
         );
+        let versions = [("k30", &v30), ("k7", &v7), ("plain", &plain)];
 
-        // Day 0: the gateway refuses k30; the backend's own period refuses "plain" (409
+        // Day 0: the gateway refuses k30 and k7; the backend's own period refuses "plain" (409
         // FileImmutable, seen as S3's lock refusal).
-        for key in ["k30", "k7", "plain"] {
-            let got = outcome(s3.delete_object().bucket(&bucket).key(key).send()).await;
+        for (key, version) in versions {
+            let got = delete_version(&s3, &bucket, key, version).await;
             assert_eq!(
                 (got.status, got.code.as_str(), got.message.as_str()),
                 (
@@ -104,18 +110,35 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
                 "delete {key} on day 0"
             );
         }
-        let overwrite = outcome(
-            s3.put_object()
-                .bucket(&bucket)
-                .key("k30")
-                .body(ByteStream::from_static(b"ransom"))
-                .send(),
-        )
-        .await;
-        assert_eq!(
-            (overwrite.status, overwrite.code.as_str()),
-            (403, "AccessDenied")
-        );
+        // The bucket is versioned, as a lock bucket is on AWS: a PUT over k30 is a new
+        // version, a delete without a version id a delete marker; the locked version stays.
+        let overwrite = s3
+            .put_object()
+            .bucket(&bucket)
+            .key("k30")
+            .body(ByteStream::from_static(b"ransom"))
+            .send()
+            .await
+            .expect("a new version");
+        assert_ne!(overwrite.version_id.as_deref(), Some(v30.as_str()));
+        let marker = s3
+            .delete_object()
+            .bucket(&bucket)
+            .key("k30")
+            .send()
+            .await
+            .expect("a delete marker");
+        assert_eq!(marker.delete_marker, Some(true));
+        let kept = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("k30")
+            .version_id(&v30)
+            .send()
+            .await
+            .expect("the locked version");
+        let body = kept.body.collect().await.expect("body").into_bytes();
+        assert_eq!(&body[..], b"locked backup");
 
         // The audit: k30 outlives the backend's 14 days by about 16; k7 does not.
         let gaps = audit(&stack, &format!("/audit/gaps?bucket={bucket}")).await;
@@ -127,19 +150,19 @@ async fn per_object_dates_are_enforced_beyond_the_bucket_period() {
 
         // Day 15: the backend's period is over for everything, k30's date is not.
         advance(&stack, &oss, 15);
-        let got = outcome(s3.delete_object().bucket(&bucket).key("k30").send()).await;
+        let got = delete_version(&s3, &bucket, "k30", &v30).await;
         assert_eq!((got.status, got.code.as_str()), (403, "AccessDenied"));
         let rows = audit(&stack, &format!("/audit/locks?bucket={bucket}&prefix=k30")).await;
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0]["protected_by"], "gateway");
-        for key in ["k7", "plain"] {
-            let got = outcome(s3.delete_object().bucket(&bucket).key(key).send()).await;
+        for (key, version) in &versions[1..] {
+            let got = delete_version(&s3, &bucket, key, version).await;
             assert!(got.is_ok(), "delete {key} on day 15: {got:?}");
         }
 
         // Day 31: both are over.
         advance(&stack, &oss, 16);
-        let got = outcome(s3.delete_object().bucket(&bucket).key("k30").send()).await;
+        let got = delete_version(&s3, &bucket, "k30", &v30).await;
         assert!(got.is_ok(), "delete k30 on day 31: {got:?}");
         assert_eq!(oss.extends(), 0, "no auto-extend configured");
         assert_eq!(oss.period(&bucket), Some(14));

@@ -240,6 +240,19 @@ impl Stack {
         }
     }
 
+    /// Another gateway in front of the same store, with the same settings and its own index
+    /// and data directories (a second sidecar on the bucket). Its clock is its own.
+    ///
+    /// # Panics
+    /// When the gateway fails to start.
+    pub async fn beside(&self) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = self.settings.clone();
+        settings.data_dir = dir.path().join("gateway");
+        settings.locks.index_dir = dir.path().join("index");
+        Self::launch(dir, None, self.backend_addr, settings).await
+    }
+
     /// Starts a gateway in front of the OSS stand-in, with `buckets` in the bucket-retention
     /// profile (their WORM policies must exist already) and `auto_extend_up_to_days`.
     ///

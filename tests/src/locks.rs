@@ -229,3 +229,74 @@ pub fn default_retention(
         )
         .build()
 }
+
+/// DeleteObject of one version, as an outcome.
+pub async fn delete_version(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: &str,
+) -> Outcome {
+    outcome(
+        client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version)
+            .send(),
+    )
+    .await
+}
+
+/// Sets the legal hold of one version.
+///
+/// # Panics
+/// When the request fails.
+pub async fn set_hold(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    on: bool,
+) {
+    client
+        .put_object_legal_hold()
+        .bucket(bucket)
+        .key(key)
+        .version_id(version)
+        .legal_hold(hold(on))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("legal hold {on} on {key}: {e:?}"));
+}
+
+/// Sets the retention of one version to `mode` until `secs` from now, with the bypass if
+/// `bypass`.
+///
+/// # Panics
+/// When the request fails.
+pub async fn set_retention(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    mode: aws_sdk_s3::types::ObjectLockRetentionMode,
+    secs: i64,
+    bypass: bool,
+) {
+    client
+        .put_object_retention()
+        .bucket(bucket)
+        .key(key)
+        .version_id(version)
+        .set_bypass_governance_retention(bypass.then_some(true))
+        .retention(
+            aws_sdk_s3::types::ObjectLockRetention::builder()
+                .mode(mode)
+                .retain_until_date(in_secs(secs))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("retention on {key}: {e:?}"));
+}

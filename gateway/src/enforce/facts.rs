@@ -3,7 +3,7 @@
 
 use http::{HeaderMap, StatusCode};
 use policy::index::{LockRecord, LockSource};
-use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
+use policy::lock::{BucketLock, ObjectLock, ObjectRef, Profile, Versioning};
 use policy::rules::{BucketContents, Facts, VersionState};
 use s3s::Body;
 
@@ -12,6 +12,9 @@ use crate::error::GatewayError;
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::target::Target;
+use crate::versions::journal;
+use crate::versions::layout::VersionId;
+use crate::versions::listing::{BackendList, Lister};
 
 use crate::enforce::{Call, Gateway};
 
@@ -38,6 +41,20 @@ pub(crate) struct Inspected {
     pub delete_marker: bool,
     /// The state is the index's alone (the backend was not asked).
     pub from_index: bool,
+    /// The newest record of the version's journal, when the backend was asked.
+    pub journal_newest: Option<VersionId>,
+    /// A legal hold was set on the version once (the backend was asked).
+    pub hold_set: bool,
+}
+
+/// What the backend records of one version's lock.
+pub(crate) struct BackendLock {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// `None` when something there cannot be read.
+    pub lock: Option<ObjectLock>,
+    pub journal_newest: Option<VersionId>,
+    pub hold_set: bool,
 }
 
 impl Gateway {
@@ -147,7 +164,8 @@ impl Gateway {
                 })
             }
             // The backend's bucket retention stands for object lock: it is always enabled,
-            // with the default retention the gateway applies.
+            // with the default retention the gateway applies, and versioned: the gateway
+            // serves the versions, each a new object the backend's retention protects.
             Profile::BucketRetention => Ok(BucketFacts {
                 profile,
                 lock: BucketLock {
@@ -158,7 +176,7 @@ impl Gateway {
                         .bucket(bucket)?
                         .and_then(|r| r.lock.default_retention),
                 },
-                versioning: Versioning::Unversioned,
+                versioning: Versioning::Enabled,
             }),
         }
     }
@@ -215,9 +233,9 @@ impl Gateway {
         Ok((lock, lock_xml::versioning_status(&body)))
     }
 
-    /// The lock state of one version: the index, else a HEAD on the backend (whose answer is
-    /// remembered in the index when it carries a lock). `always_head` forces the HEAD (the
-    /// caller needs the object's headers).
+    /// The lock state of one version: the index, else the backend's records (whose answer is
+    /// remembered in the index when it carries a lock). `always_head` forces the backend read
+    /// (the caller needs the object's headers, or the newest record of its journal).
     pub(crate) async fn inspect(
         &self,
         object: &ObjectRef,
@@ -231,12 +249,14 @@ impl Gateway {
                 head: None,
                 delete_marker: false,
                 from_index: true,
+                journal_newest: None,
+                hold_set: false,
             });
         }
         let index_missed = !always_head;
-        let resp = self.head_version(object).await?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
+        let read = self.backend_lock(object).await?;
+        let status = read.status;
+        let headers = read.headers;
         let delete_marker = headers
             .get("x-amz-delete-marker")
             .is_some_and(|v| v.as_bytes() == b"true");
@@ -247,7 +267,7 @@ impl Gateway {
             .map(str::to_owned)
             .or_else(|| object.version_id.clone());
         let state = match status {
-            s if s.is_success() => match lock_headers::from_backend(&headers) {
+            s if s.is_success() => match read.lock {
                 Some(lock) => {
                     // The index may know this version under the id the HEAD revealed.
                     let resolved = ObjectRef {
@@ -259,8 +279,23 @@ impl Gateway {
                     } else {
                         self.locks.index.get(&resolved)?
                     };
+                    // The index may be stricter than the backend, never weaker: the stricter
+                    // of both stands, unless the version's journal holds a change newer than
+                    // the index's record (made through another gateway, a lifted hold or a
+                    // shortened GOVERNANCE date among them), which then supersedes it.
+                    let superseded = known.as_ref().is_some_and(|r| {
+                        read.journal_newest
+                            .as_ref()
+                            .is_some_and(|n| later_than(n, r.written_at))
+                    });
                     let known_lock = known.map(|r| r.lock);
-                    let lock = known_lock.map_or(lock, |k| k.strictest(lock));
+                    let lock = match known_lock {
+                        Some(k) if !superseded => k.strictest(lock),
+                        _ => lock,
+                    };
+                    if lock.is_empty() && superseded {
+                        self.locks.index.remove(&resolved)?;
+                    }
                     // Remember what the backend showed, unless the index already says it.
                     if !lock.is_empty() && known_lock != Some(lock) {
                         self.locks.index.put(&LockRecord::new(
@@ -288,14 +323,127 @@ impl Gateway {
             head: status.is_success().then_some(headers),
             delete_marker,
             from_index: false,
+            journal_newest: read.journal_newest,
+            hold_set: read.hold_set,
         })
     }
 
-    /// Confirms against the backend an answer that would allow a destructive action on the
-    /// index's word alone: the index may refuse by itself (it may only ever be stricter than
-    /// the backend), but an allow is decided again on the version's own record on the
-    /// backend (its HEAD), the stricter of both kept. Costs one HEAD, only when it would
-    /// allow; a native backend enforces its own locks.
+    /// What the backend records of one version's lock: its HEAD (the upload-time lock in its
+    /// headers or reserved metadata) and, where the gateway keeps lock changes as records
+    /// (`versions::journal`), its journal, applied to it. Both are asked at once: one round
+    /// trip.
+    pub(crate) async fn backend_lock(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<BackendLock, GatewayError> {
+        let (head, journal) = if self.keeps_journals(&object.bucket) {
+            let (head, journal) =
+                tokio::join!(self.head_version(object), self.journal_entries(object));
+            (head?, Some(journal?))
+        } else {
+            (self.head_version(object).await?, None)
+        };
+        let status = head.status();
+        let headers = head.headers().clone();
+        let base = status
+            .is_success()
+            .then(|| lock_headers::from_backend(&headers))
+            .flatten();
+        let meta_hold = headers.contains_key(lock_headers::META_LEGAL_HOLD);
+        let (lock, journal_newest, hold_set) = match (base, journal) {
+            (Some(base), Some(Some(entries))) => {
+                let folded = journal::fold(base, &entries);
+                (
+                    Some(folded.lock),
+                    folded.newest,
+                    meta_hold || folded.hold_set,
+                )
+            }
+            // A record the gateway cannot read: the lock is unknown.
+            (Some(_), Some(None)) => (None, None, meta_hold),
+            (base, _) => (base, None, meta_hold),
+        };
+        Ok(BackendLock {
+            status,
+            headers,
+            lock,
+            journal_newest,
+            hold_set,
+        })
+    }
+
+    /// Whether lock changes on `bucket`'s versions are kept as journal records: on lock buckets
+    /// of the profiles whose backend has no per-object lock.
+    pub(crate) fn keeps_journals(&self, bucket: &str) -> bool {
+        match self.locks.profile_of(bucket) {
+            Profile::Native => false,
+            Profile::BucketRetention => true,
+            Profile::Gateway => self.locks.lock_buckets.contains_key(bucket),
+        }
+    }
+
+    /// Every record of one version's journal; `None` when a name in it is not one the gateway
+    /// writes (the lock is then unknown, never guessed).
+    async fn journal_entries(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<Option<Vec<journal::Entry>>, GatewayError> {
+        let prefix = journal::journal_of(&object.key, object.version_id.as_deref());
+        let lister = self.lister(&object.bucket);
+        let mut entries = Vec::new();
+        let mut continuation = None;
+        loop {
+            let page = lister
+                .list(&BackendList {
+                    prefix: prefix.clone(),
+                    delimiter: None,
+                    start_after: None,
+                    continuation,
+                    max_keys: 1000,
+                })
+                .await?;
+            for item in &page.items {
+                match journal::parse_entry(&prefix, item.name()) {
+                    Some(entry) => entries.push(entry),
+                    None => {
+                        tracing::warn!(bucket = %object.bucket, name = %item.name(), "unreadable lock record");
+                        return Ok(None);
+                    }
+                }
+            }
+            match page.next_continuation {
+                Some(next) => continuation = Some(next),
+                None => return Ok(Some(entries)),
+            }
+        }
+    }
+
+    /// Writes one record into a version's journal.
+    pub(crate) async fn write_journal(
+        &self,
+        object: &ObjectRef,
+        entry: &journal::Entry,
+        permit: crate::backend::Permit,
+    ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
+        let target = Target {
+            bucket: Some(object.bucket.clone()),
+            key: Some(journal::entry_name(
+                &object.key,
+                object.version_id.as_deref(),
+                entry,
+            )),
+        };
+        self.send_empty(http::Method::PUT, &target, HeaderMap::new(), permit)
+            .await
+    }
+
+    /// Confirms against the backend an answer on the index's word alone. An allow of a
+    /// destructive action is decided again on the version's own records on the backend (its
+    /// HEAD and journal, asked at once), the stricter of both kept. A refusal stands on the
+    /// index's word, except where lock changes are journaled: the journal is read then too,
+    /// and a change newer than the index's record (a hold lifted, a GOVERNANCE date shortened
+    /// through another gateway) supersedes it. One backend round trip, only then; a native
+    /// backend enforces its own locks.
     pub(crate) async fn confirm_allow(
         &self,
         action: policy::rules::Action,
@@ -307,10 +455,23 @@ impl Gateway {
         if !from_index || facts.profile == Profile::Native {
             return Ok(());
         }
-        if !self.decide_at(action, facts, now).await?.is_allowed() {
+        if self.decide_at(action, facts, now).await?.is_allowed() {
+            facts.target = self.inspect(object, true).await?.state;
             return Ok(());
         }
-        facts.target = self.inspect(object, true).await?.state;
+        if !self.keeps_journals(&object.bucket) {
+            return Ok(());
+        }
+        // A refusal stands if the backend cannot be read: the index is the stricter word.
+        match self.inspect(object, true).await {
+            Ok(inspected) if !matches!(inspected.state, VersionState::Unknown) => {
+                facts.target = inspected.state;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(bucket = %object.bucket, key = %object.key, error = %e, "journal not read; the index's refusal stands");
+            }
+        }
         Ok(())
     }
 
@@ -328,4 +489,11 @@ impl Gateway {
         )
         .await
     }
+}
+
+/// Whether journal record `id` was made after `at`.
+fn later_than(id: &VersionId, at: chrono::DateTime<chrono::Utc>) -> bool {
+    at.timestamp_nanos_opt()
+        .and_then(|n| u64::try_from(n).ok())
+        .is_none_or(|at| id.nanos() > at)
 }

@@ -130,7 +130,7 @@ impl Gateway {
         let Some(bucket) = call.target.bucket.as_deref() else {
             return Ok(false);
         };
-        if self.locks.profile_of(bucket) != Profile::Gateway
+        if self.locks.profile_of(bucket) == Profile::Native
             || matches!(call.op, S3Op::CreateBucket | S3Op::ListBuckets)
         {
             return Ok(false);

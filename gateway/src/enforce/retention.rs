@@ -1,13 +1,14 @@
 //! PutObjectRetention, PutObjectLegalHold and their GETs.
 //!
 //! A change is decided against the version's current lock, recorded as pending in the index,
-//! then applied: passed through to a native backend, or, in the gateway profile, written into
-//! the object's reserved metadata (a copy of the object onto itself, which also makes the
-//! change survive the loss of the index), and committed on success.
+//! then applied: passed through to a native backend, or, where the backend has no per-object
+//! lock, written as a new record of the version's journal on the backend
+//! (`versions::journal`: nothing is rewritten, every gateway and `index rebuild` read it), and
+//! committed on success.
 
 use bytes::Bytes;
 use policy::index::{LockRecord, LockSource};
-use policy::lock::{LegalHold, ObjectLock, ObjectRef, Profile, Retention};
+use policy::lock::{LegalHold, ObjectLock, ObjectRef, Profile};
 use policy::rules::{Action, DenyReason, VersionState};
 use s3s::{Body, S3Response};
 
@@ -21,38 +22,17 @@ use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::op::S3Op;
 use crate::s3::reply_with;
+use crate::versions::journal::{self, Change};
 
-/// What a lock change does to the current lock.
-#[derive(Clone, Copy)]
-enum Change {
-    Retention(Option<Retention>),
-    LegalHold(LegalHold),
-}
-
-impl Change {
-    /// The request body that asks for this change.
-    fn render(self) -> String {
-        match self {
-            Self::Retention(Some(r)) => lock_xml::render_retention(&r),
-            Self::Retention(None) => lock_xml::render_no_retention(),
-            Self::LegalHold(hold) => lock_xml::render_legal_hold(&ObjectLock {
-                legal_hold: hold,
-                ..ObjectLock::default()
-            }),
-        }
-    }
-
-    fn apply(self, current: ObjectLock) -> ObjectLock {
-        match self {
-            Self::Retention(retention) => ObjectLock {
-                retention,
-                ..current
-            },
-            Self::LegalHold(legal_hold) => ObjectLock {
-                legal_hold,
-                ..current
-            },
-        }
+/// The request body that asks a native backend for `change`.
+fn render(change: Change) -> String {
+    match change {
+        Change::Retention(Some(r)) => lock_xml::render_retention(&r),
+        Change::Retention(None) => lock_xml::render_no_retention(),
+        Change::LegalHold(hold) => lock_xml::render_legal_hold(&ObjectLock {
+            legal_hold: hold,
+            ..ObjectLock::default()
+        }),
     }
 }
 
@@ -148,46 +128,57 @@ impl Gateway {
             return Err(GatewayError::Denied(DenyReason::UnknownLockState));
         };
         let lock = change.apply(current);
-        let record = LockRecord::new(resolved.clone(), lock, source, self.locks.now());
-        if bucket_facts.profile == Profile::BucketRetention {
-            // The backend has no per-object lock, and its bucket retention refuses rewriting
-            // the object: the change lives in the index.
-            let since = self.backend_since(&resolved, inspected.head.as_ref())?;
-            let record = record.with_backend_since(since);
+        // Where the change is journaled, the index's record carries its record's moment: a
+        // later record (another gateway's) supersedes it, this one does not (`inspect`).
+        let entry = (!native).then(|| {
+            journal::Entry::new(self.locks.now(), change, inspected.journal_newest.clone())
+        });
+        let at = entry
+            .as_ref()
+            .map_or_else(|| self.locks.now(), journal::Entry::made_at);
+        let record = LockRecord::new(resolved.clone(), lock, source, at);
+        if native {
             self.locks.begin(&record).await?;
-            self.locks.index.commit(&resolved, &resolved)?;
-            if let Some(since) = since {
-                self.cover(&bucket, since, &lock, &permit).await;
-            }
-            // Allowed, and nothing goes to the backend.
-            let _ = permit;
-            return Ok(ok_empty());
-        }
-        self.locks.begin(&record).await?;
-
-        let resp = if native {
             // The body the backend gets is the one decided on, dates in UTC: never the
             // client's text, which the backend could read differently.
             let mut headers = backend_headers(&call.headers);
             if let Action::PutRetention { bypass, .. } = action {
                 Carried::Bypass(bypass, call.user.permissions).onto(Profile::Native, &mut headers);
             }
-            call.set_body(Bytes::from(change.render()), &mut headers);
-            self.forward(&mut call, headers, permit).await?
+            call.set_body(Bytes::from(render(change)), &mut headers);
+            let resp = self.forward(&mut call, headers, permit).await?;
+            return self.settle_lock_change(&resolved, resp, true);
+        }
+        // The backend has no per-object lock: the change is a new record of the version's
+        // journal, decided on the newest record read.
+        let since = if bucket_facts.profile == Profile::BucketRetention {
+            self.backend_since(&resolved, inspected.head.as_ref())?
         } else {
-            let head = inspected
-                .head
-                .ok_or_else(|| GatewayError::Internal("object headers missing".into()))?;
-            let hold_set = matches!(change, Change::LegalHold(_));
-            self.rewrite_lock_metadata(&resolved, &head, &lock, hold_set, permit)
-                .await?
+            None
         };
+        self.locks.begin(&record.with_backend_since(since)).await?;
+        if let Some(since) = since {
+            // The bucket's period raised to cover the new date, where allowed.
+            self.cover(&bucket, since, &lock, &permit).await;
+        }
+        let entry = entry.ok_or_else(|| GatewayError::Internal("journal record missing".into()))?;
+        let resp = self.write_journal(&resolved, &entry, permit).await?;
+        self.settle_lock_change(&resolved, resp, false)
+    }
+
+    /// Commits a lock change the backend took, forgets one it refused.
+    fn settle_lock_change(
+        &self,
+        object: &ObjectRef,
+        resp: http::Response<hyper::body::Incoming>,
+        native: bool,
+    ) -> Result<S3Response<Body>, GatewayError> {
         if resp.status().is_success() {
-            self.locks.index.commit(&resolved, &resolved)?;
+            self.locks.index.commit(object, object)?;
             Ok(if native { reply(resp) } else { ok_empty() })
         } else {
-            self.locks.index.abort(&resolved)?;
-            tracing::warn!(bucket = %bucket, key = %key, status = %resp.status(), "lock change refused by the backend");
+            self.locks.index.abort(object)?;
+            tracing::warn!(bucket = %object.bucket, key = %object.key, status = %resp.status(), "lock change refused by the backend");
             Ok(reply(resp))
         }
     }
@@ -209,23 +200,6 @@ impl Gateway {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
-    }
-
-    /// Whether a legal hold was ever set on the version (its answer is then ON or OFF, as on
-    /// AWS): its metadata says so in the gateway profile; in the bucket-retention profile the
-    /// change lives in the index alone, whose record says where it came from.
-    async fn hold_was_set(&self, object: &ObjectRef) -> Result<bool, GatewayError> {
-        if self.locks.profile_of(&object.bucket) == Profile::BucketRetention {
-            return Ok(self
-                .locks
-                .index
-                .get(object)?
-                .is_some_and(|r| r.source == LockSource::PutObjectLegalHold));
-        }
-        let inspected = self.inspect(object, true).await?;
-        Ok(inspected
-            .head
-            .is_some_and(|h| h.contains_key(lock_headers::META_LEGAL_HOLD)))
     }
 
     /// GetObjectRetention and GetObjectLegalHold: the backend's own answer on a native
@@ -270,9 +244,9 @@ impl Gateway {
                     .ok_or(GatewayError::NoSuchObjectLockConfiguration)?,
             ),
             _ if lock.legal_hold == LegalHold::On => lock_xml::render_legal_hold(&lock),
-            // OFF for a version whose hold was set once (its metadata says so), as on AWS;
-            // a version that never had one has no legal hold configuration.
-            _ if self.hold_was_set(&object).await? => lock_xml::render_legal_hold(&lock),
+            // OFF for a version whose hold was set once (its metadata or journal says so), as
+            // on AWS; a version that never had one has no legal hold configuration.
+            _ if self.inspect(&object, true).await?.hold_set => lock_xml::render_legal_hold(&lock),
             _ => return Err(GatewayError::NoSuchObjectLockConfiguration),
         };
         Ok(reply_with(http::StatusCode::OK, Some(xml)))

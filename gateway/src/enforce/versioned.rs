@@ -11,7 +11,8 @@
 //!   that every part request finds its backend name without asking the index.
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use policy::lock::{ObjectLock, ObjectRef, Profile, Versioning};
+use policy::index::LockSource;
+use policy::lock::{ObjectRef, Profile, Versioning};
 use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
@@ -33,7 +34,7 @@ const BACKEND_PAGE: u32 = 1000;
 
 /// Whether the gateway serves the bucket's versions itself.
 pub(crate) fn serves_versions(facts: &BucketFacts) -> bool {
-    facts.profile == Profile::Gateway && facts.versioning == Versioning::Enabled
+    facts.profile != Profile::Native && facts.versioning == Versioning::Enabled
 }
 
 /// Which version a request means, once resolved.
@@ -551,20 +552,24 @@ impl Gateway {
         Ok(Some(which))
     }
 
-    /// The lock of a version shown as S3's lock headers: its metadata and the index's record,
-    /// the stricter of both.
+    /// The lock of a version shown as S3's lock headers: the index's record, which holds the
+    /// version's upload-time lock with every change this gateway made or read from its journal
+    /// applied; else its metadata (the upload-time lock). A GET reads no journal: a change made
+    /// through another gateway shows once this one has read it (any lock decision does).
     pub(crate) fn show_lock(
         &self,
         out: &mut S3Response<Body>,
         object: &ObjectRef,
     ) -> Result<(), GatewayError> {
-        let from_meta = lock_headers::from_backend(&out.headers);
-        let indexed = self.locks.index.get(object)?.map(|r| r.lock);
-        let lock: Option<ObjectLock> = match (from_meta, indexed) {
-            (Some(a), Some(b)) => Some(a.strictest(b)),
-            (a, b) => a.or(b),
+        let record = self.locks.index.get(object)?;
+        let hold_set = out.headers.contains_key(lock_headers::META_LEGAL_HOLD)
+            || record
+                .as_ref()
+                .is_some_and(|r| r.source == LockSource::PutObjectLegalHold);
+        let lock = match record {
+            Some(r) => Some(r.lock),
+            None => lock_headers::from_backend(&out.headers),
         };
-        let hold_set = out.headers.contains_key(lock_headers::META_LEGAL_HOLD);
         if let Some(lock) = lock.filter(|l| !l.is_empty() || hold_set) {
             lock_headers::set_response_headers(&mut out.headers, &lock);
         }

@@ -13,7 +13,6 @@ use policy::rules::{Action, VersionState};
 use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
-use crate::enforce::Permit;
 use crate::enforce::profile::Carried;
 use crate::enforce::versioned;
 use crate::enforce::{Call, Gateway};
@@ -312,43 +311,6 @@ impl Gateway {
         // The body may have been rewritten: its length is its own.
         out.headers.remove("content-length");
         Ok(out)
-    }
-
-    /// Rewrites a gateway-profile object's reserved metadata in place (a copy onto itself with
-    /// `REPLACE`), keeping its other metadata. `head` is the object's HEAD reply. Once a legal
-    /// hold was set on the version, its metadata keeps saying ON or OFF, as AWS answers
-    /// `Status: OFF` after a hold is lifted.
-    pub(crate) async fn rewrite_lock_metadata(
-        &self,
-        object: &ObjectRef,
-        head: &HeaderMap,
-        lock: &ObjectLock,
-        hold_set: bool,
-        permit: Permit,
-    ) -> Result<http::Response<hyper::body::Incoming>, GatewayError> {
-        let (target, _) = self.address(object);
-        let mut headers = HeaderMap::new();
-        let source = target.backend_path();
-        headers.insert(
-            "x-amz-copy-source",
-            HeaderValue::from_str(&source)
-                .map_err(|_| GatewayError::Internal("copy source header".into()))?,
-        );
-        headers.insert(
-            "x-amz-metadata-directive",
-            HeaderValue::from_static("REPLACE"),
-        );
-        if let Some(etag) = head.get("etag") {
-            // Only if nothing replaced the object since it was inspected.
-            headers.insert("x-amz-copy-source-if-match", etag.clone());
-        }
-        copy_metadata(head, &mut headers);
-        lock_headers::set_metadata(&mut headers, lock);
-        if hold_set || head.contains_key(lock_headers::META_LEGAL_HOLD) {
-            lock_headers::set_hold_metadata(&mut headers, lock.legal_hold);
-        }
-        self.send_empty(http::Method::PUT, &target, headers, permit)
-            .await
     }
 }
 

@@ -20,7 +20,6 @@ use policy::lock::{ObjectRef, Profile};
 use crate::backend::ReadMethod;
 use crate::enforce::Gateway;
 use crate::error::GatewayError;
-use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::target::{Target, encode_query_value};
 use crate::versions::layout;
@@ -249,16 +248,17 @@ impl Gateway {
         Ok(report)
     }
 
-    /// The lock the backend reports for one version; `None` when unreadable.
+    /// The lock the backend records for one version (its headers and its journal); `None`
+    /// when unreadable.
     pub(crate) async fn head_lock(
         &self,
         object: &ObjectRef,
     ) -> Result<Option<policy::lock::ObjectLock>, GatewayError> {
-        let resp = self.head_version(object).await?;
-        if !resp.status().is_success() {
+        let read = self.backend_lock(object).await?;
+        if !read.status.is_success() {
             return Ok(None);
         }
-        Ok(lock_headers::from_backend(resp.headers()))
+        Ok(read.lock)
     }
 }
 

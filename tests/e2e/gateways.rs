@@ -1,0 +1,181 @@
+//! Many gateways, one bucket: what one gateway acknowledged about a lock is what every other
+//! one enforces, read from the store (the version's own record and its journal,
+//! `versions::journal`), whatever their own indexes hold.
+
+use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetentionMode};
+use chrono::TimeDelta;
+use wormgate_tests::Stack;
+use wormgate_tests::locks::{
+    backend_name, delete_version, in_secs, lock_bucket, put_locked, set_hold, set_retention,
+};
+use wormgate_tests::oss::OssBackend;
+
+const DAY: i64 = 86_400;
+
+/// Whether the store still holds `name` in `bucket`.
+async fn on_store(stack: &Stack, bucket: &str, name: &str) -> bool {
+    stack
+        .direct()
+        .head_object()
+        .bucket(bucket)
+        .key(name)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// The reproduction: a writer puts K through B with a short retention, an administrator
+/// extends it and sets a legal hold through A; once B's own date is past, B must still refuse.
+/// A hold lifted through B is then seen by A, whose index still says ON.
+#[tokio::test]
+async fn a_lock_changed_through_one_gateway_holds_on_another() {
+    let a = Stack::start().await;
+    let b = a.beside().await;
+    // A bucket made with object lock through A is a lock bucket to B.
+    let bucket = lock_bucket(&a.gateway(), "two").await;
+    let v = put_locked(
+        &b.gateway(),
+        &bucket,
+        "K",
+        ObjectLockMode::Governance,
+        in_secs(15),
+    )
+    .await
+    .expect("B takes a locked PUT on a bucket made through A");
+    set_retention(
+        &a.admin(),
+        &bucket,
+        "K",
+        &v,
+        ObjectLockRetentionMode::Governance,
+        DAY,
+        false,
+    )
+    .await;
+    set_hold(&a.admin(), &bucket, "K", &v, true).await;
+
+    // 20 s later by B's clock: B's index says the 15 s retention is over.
+    b.clock.advance(TimeDelta::seconds(20));
+    let got = delete_version(&b.gateway(), &bucket, "K", &v).await;
+    assert_eq!(
+        (got.status, got.code.as_str()),
+        (403, "AccessDenied"),
+        "{got:?}"
+    );
+    assert!(on_store(&a, &bucket, &backend_name("K", Some(&v))).await);
+    let shown = b
+        .gateway()
+        .get_object_legal_hold()
+        .bucket(&bucket)
+        .key("K")
+        .version_id(&v)
+        .send()
+        .await
+        .expect("GetObjectLegalHold through B");
+    assert_eq!(
+        shown
+            .legal_hold()
+            .and_then(|h| h.status())
+            .map(|s| s.as_str()),
+        Some("ON")
+    );
+
+    // The hold lifted and the date shortened through B (the administrator's bypass): A, whose
+    // index still says ON until a day from now, lets the delete through.
+    set_hold(&b.admin(), &bucket, "K", &v, false).await;
+    set_retention(
+        &b.admin(),
+        &bucket,
+        "K",
+        &v,
+        ObjectLockRetentionMode::Governance,
+        25,
+        true,
+    )
+    .await;
+    a.clock.advance(TimeDelta::seconds(30));
+    let got = delete_version(&a.gateway(), &bucket, "K", &v).await;
+    assert!(got.is_ok(), "{got:?}");
+    assert!(!on_store(&a, &bucket, &backend_name("K", Some(&v))).await);
+}
+
+/// The same on `bucket-retention` (OSS BucketWorm): an extension and a hold taken by A live on
+/// the store, so B, with an index of its own, enforces them after the bucket's period.
+#[tokio::test]
+async fn oss_extensions_and_holds_are_seen_by_every_gateway() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let oss = OssBackend::start(dir.path()).await;
+        let bucket = oss.bucket_with_worm("oss", 14).await;
+        let a = Stack::start_oss(&oss, &[&bucket], None).await;
+        let b = a.beside().await;
+        let v = put_locked(
+            &a.gateway(),
+            &bucket,
+            "K",
+            ObjectLockMode::Governance,
+            in_secs(2 * DAY),
+        )
+        .await
+        .expect("a version id");
+        set_retention(
+            &a.admin(),
+            &bucket,
+            "K",
+            &v,
+            ObjectLockRetentionMode::Governance,
+            30 * DAY,
+            false,
+        )
+        .await;
+        set_hold(&a.admin(), &bucket, "K", &v, true).await;
+
+        // Day 16: the store's 14 days are over; B never saw the extension.
+        for s in [&a, &b] {
+            s.clock.advance(TimeDelta::seconds(16 * DAY));
+        }
+        oss.advance(TimeDelta::seconds(16 * DAY));
+        let got = delete_version(&b.gateway(), &bucket, "K", &v).await;
+        assert_eq!(
+            (got.status, got.code.as_str()),
+            (403, "AccessDenied"),
+            "{got:?}"
+        );
+        let shown = b
+            .gateway()
+            .get_object_retention()
+            .bucket(&bucket)
+            .key("K")
+            .version_id(&v)
+            .send()
+            .await
+            .expect("GetObjectRetention through B");
+        assert_eq!(
+            shown.retention().and_then(|r| r.mode()).map(|m| m.as_str()),
+            Some("GOVERNANCE")
+        );
+        assert!(
+            shown
+                .retention()
+                .and_then(|r| r.retain_until_date())
+                .is_some_and(|d| d.secs() > chrono::Utc::now().timestamp() + 29 * DAY),
+            "{shown:?}"
+        );
+        // The hold lifted through B: A refuses still, now on the extended date alone.
+        set_hold(&b.admin(), &bucket, "K", &v, false).await;
+        let got = delete_version(&a.gateway(), &bucket, "K", &v).await;
+        assert_eq!(
+            (got.status, got.code.as_str()),
+            (403, "AccessDenied"),
+            "{got:?}"
+        );
+        // Day 31: over, through either.
+        for s in [&a, &b] {
+            s.clock.advance(TimeDelta::seconds(15 * DAY));
+        }
+        oss.advance(TimeDelta::seconds(15 * DAY));
+        let got = delete_version(&a.gateway(), &bucket, "K", &v).await;
+        assert!(got.is_ok(), "{got:?}");
+    })
+    .await;
+}
