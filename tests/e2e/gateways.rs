@@ -6,7 +6,8 @@ use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetentionMode};
 use chrono::TimeDelta;
 use wormgate_tests::Stack;
 use wormgate_tests::locks::{
-    backend_name, delete_version, in_secs, lock_bucket, put_locked, set_hold, set_retention,
+    backend_name, default_retention, delete_version, in_secs, lock_bucket, put_locked, set_hold,
+    set_retention,
 };
 use wormgate_tests::oss::OssBackend;
 
@@ -176,6 +177,76 @@ async fn oss_extensions_and_holds_are_seen_by_every_gateway() {
         oss.advance(TimeDelta::seconds(15 * DAY));
         let got = delete_version(&a.gateway(), &bucket, "K", &v).await;
         assert!(got.is_ok(), "{got:?}");
+    })
+    .await;
+}
+
+/// A default retention set through A applies to uploads through B within the time B keeps
+/// its reading of the bucket's configuration (`BUCKET_RECHECK`, 5 s), on `bucket-retention`.
+#[tokio::test]
+async fn a_default_retention_set_through_one_gateway_applies_on_another() {
+    Box::pin(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let oss = OssBackend::start(dir.path()).await;
+        let bucket = oss.bucket_with_worm("oss", 14).await;
+        let a = Stack::start_oss(&oss, &[&bucket], None).await;
+        let b = a.beside().await;
+        // B reads the bucket's configuration (no default) before A changes it.
+        let before = b
+            .gateway()
+            .put_object()
+            .bucket(&bucket)
+            .key("before")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put through B");
+        assert!(before.version_id.is_some());
+        a.admin()
+            .put_object_lock_configuration()
+            .bucket(&bucket)
+            .object_lock_configuration(default_retention(ObjectLockRetentionMode::Governance, 20))
+            .send()
+            .await
+            .expect("default retention through A");
+        tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
+        let after = b
+            .gateway()
+            .put_object()
+            .bucket(&bucket)
+            .key("after")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put through B")
+            .version_id
+            .expect("a version id");
+        // Day 16: past the store's 14 days, within the default's 20.
+        for s in [&a, &b] {
+            s.clock.advance(TimeDelta::seconds(16 * DAY));
+        }
+        oss.advance(TimeDelta::seconds(16 * DAY));
+        for s in [&a, &b] {
+            let got = delete_version(&s.gateway(), &bucket, "after", &after).await;
+            assert_eq!(
+                (got.status, got.code.as_str()),
+                (403, "AccessDenied"),
+                "{got:?}"
+            );
+        }
+        let shown = b
+            .gateway()
+            .get_object_lock_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("GetObjectLockConfiguration through B");
+        let days = shown
+            .object_lock_configuration()
+            .and_then(|c| c.rule())
+            .and_then(|r| r.default_retention())
+            .and_then(|d| d.days());
+        assert_eq!(days, Some(20));
     })
     .await;
 }

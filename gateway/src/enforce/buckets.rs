@@ -140,9 +140,8 @@ impl Gateway {
             self.locks.forget_bucket(&bucket);
             return Ok(reply(resp));
         }
-        // The bucket must exist on the backend. In the gateway profile the change is recorded
-        // there as a new record (see `record_bucket_lock`); on a bucket-retention backend the
-        // index keeps it.
+        // The bucket must exist on the backend. The change is recorded there as a new record
+        // (see `record_bucket_lock`), which every gateway reads, and in the index.
         let resp = self
             .read(
                 crate::backend::ReadMethod::Head,
@@ -160,18 +159,12 @@ impl Gateway {
                 resp.status()
             )));
         }
-        if bucket_facts.profile == Profile::Gateway {
-            self.record_bucket_lock(&bucket, &lock, permit).await?;
-        } else {
-            let _ = permit;
-        }
+        // The backend's bucket retention is the lock; it cannot be switched off.
+        let mut lock = lock;
+        lock.enabled |= bucket_facts.profile == Profile::BucketRetention;
+        self.record_bucket_lock(&bucket, &lock, permit).await?;
         // What the index knows of the backend's own retention stays.
-        let retention_backend = bucket_facts.profile == Profile::BucketRetention;
-        self.locks.update_bucket(&bucket, |r| {
-            r.lock = lock;
-            // The backend's bucket retention is the lock; it cannot be switched off.
-            r.lock.enabled |= retention_backend;
-        })?;
+        self.locks.update_bucket(&bucket, |r| r.lock = lock)?;
         Ok(ok_empty())
     }
 

@@ -18,9 +18,9 @@ use crate::versions::listing::{BackendList, Lister};
 
 use crate::enforce::{Call, Gateway};
 
-/// How long the backend's word that a `gateway` bucket is not a lock bucket stands before it is
-/// asked again (two small listings).
-const PLAIN_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a reading of a bucket's lock configuration from the store stands before it is read
+/// again (a small listing, and the newest record).
+pub(crate) const BUCKET_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The lock state of the bucket as the request path needs it.
 #[derive(Debug, Clone, Copy)]
@@ -107,52 +107,12 @@ impl Gateway {
                 })
             }
             // A lock bucket is versioned, as on AWS: the gateway serves its versions
-            // (`versioned`). Other buckets keep one version per key.
-            Profile::Gateway => {
-                if let Some(lock) = self.locks.lock_buckets.get(bucket) {
-                    return Ok(BucketFacts {
-                        profile,
-                        lock: *lock,
-                        versioning: Versioning::Enabled,
-                    });
-                }
-                let lock = match self.locks.index.bucket(bucket)? {
-                    // Cached unless a newer record got there first (`update_bucket`).
-                    Some(r) if r.lock.enabled => *self
-                        .locks
-                        .lock_buckets
-                        .entry(bucket.to_owned())
-                        .or_insert(r.lock),
-                    // Not a lock bucket by the index (never seen, made through another
-                    // gateway, an index lost or restored): the index may only be stricter
-                    // than the backend, so the backend's record is asked, at most every
-                    // `PLAIN_RECHECK`, and kept when it says lock.
-                    recorded => {
-                        let recorded = recorded.map(|r| r.lock).unwrap_or_default();
-                        let fresh = self
-                            .locks
-                            .plain_checked
-                            .get(bucket)
-                            .is_some_and(|t| t.elapsed() < PLAIN_RECHECK);
-                        if fresh {
-                            recorded
-                        } else {
-                            match self.bucket_lock_on_backend(bucket).await? {
-                                Some(lock) => {
-                                    self.locks.update_bucket(bucket, |r| r.lock = lock)?;
-                                    self.locks.plain_checked.remove(bucket);
-                                    lock
-                                }
-                                None => {
-                                    self.locks
-                                        .plain_checked
-                                        .insert(bucket.to_owned(), std::time::Instant::now());
-                                    recorded
-                                }
-                            }
-                        }
-                    }
-                };
+            // (`versioned`). Other buckets keep one version per key. The backend's bucket
+            // retention (`bucket-retention`) stands for object lock: always enabled, with the
+            // default retention the gateway applies.
+            Profile::Gateway | Profile::BucketRetention => {
+                let mut lock = self.recorded_bucket_lock(bucket).await?;
+                lock.enabled |= profile == Profile::BucketRetention;
                 Ok(BucketFacts {
                     profile,
                     lock,
@@ -163,22 +123,43 @@ impl Gateway {
                     },
                 })
             }
-            // The backend's bucket retention stands for object lock: it is always enabled,
-            // with the default retention the gateway applies, and versioned: the gateway
-            // serves the versions, each a new object the backend's retention protects.
-            Profile::BucketRetention => Ok(BucketFacts {
-                profile,
-                lock: BucketLock {
-                    enabled: true,
-                    default_retention: self
-                        .locks
-                        .index
-                        .bucket(bucket)?
-                        .and_then(|r| r.lock.default_retention),
-                },
-                versioning: Versioning::Enabled,
-            }),
         }
+    }
+
+    /// A `gateway` or `bucket-retention` bucket's lock configuration: the newest record on the
+    /// store (`versioned::record_bucket_lock`), which every gateway writes on a change, else
+    /// the index's (buckets from before those records). Kept in memory and read again once
+    /// older than `BUCKET_RECHECK`: a change made through another gateway (a bucket made a
+    /// lock bucket, a new default retention) applies here within that time. Where the store
+    /// cannot be read, the last reading (or the index) stands.
+    async fn recorded_bucket_lock(&self, bucket: &str) -> Result<BucketLock, GatewayError> {
+        let cached = self.locks.bucket_locks.get(bucket).map(|e| *e);
+        if let Some((lock, at)) = cached
+            && at.elapsed() < BUCKET_RECHECK
+        {
+            return Ok(lock);
+        }
+        let indexed = self.locks.index.bucket(bucket)?.map(|r| r.lock);
+        let lock = match self.bucket_lock_on_backend(bucket).await {
+            Ok(Some(stored)) => {
+                if indexed != Some(stored) {
+                    self.locks.update_bucket(bucket, |r| r.lock = stored)?;
+                }
+                stored
+            }
+            Ok(None) => indexed.unwrap_or_default(),
+            Err(e) => match cached.map(|(lock, _)| lock).or(indexed) {
+                Some(known) if known.enabled => {
+                    tracing::warn!(%bucket, error = %e, "bucket lock records unreadable; the last reading stands");
+                    return Ok(known);
+                }
+                _ => return Err(e),
+            },
+        };
+        self.locks
+            .bucket_locks
+            .insert(bucket.to_owned(), (lock, std::time::Instant::now()));
+        Ok(lock)
     }
 
     /// Reads a small backend reply whole (bucket configuration XML).
@@ -378,7 +359,11 @@ impl Gateway {
         match self.locks.profile_of(bucket) {
             Profile::Native => false,
             Profile::BucketRetention => true,
-            Profile::Gateway => self.locks.lock_buckets.contains_key(bucket),
+            Profile::Gateway => self
+                .locks
+                .bucket_locks
+                .get(bucket)
+                .is_some_and(|e| e.0.enabled),
         }
     }
 

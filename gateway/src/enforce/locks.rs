@@ -32,13 +32,10 @@ pub struct Locks {
     pub(crate) worm: Option<WormClient>,
     /// What OSS last said of each `bucket-retention` bucket's policy.
     pub(crate) worms: DashMap<String, BucketWorm>,
-    /// When the backend last said that a `gateway` bucket the index does not know as a lock
-    /// bucket is none (see `bucket_facts`).
-    pub(crate) plain_checked: DashMap<String, std::time::Instant>,
-    /// The lock configuration of the `gateway` lock buckets, as the index records it: read on
-    /// every request, decoded once (changed only through `update_bucket`, dropped by
-    /// `forget_bucket`).
-    pub(crate) lock_buckets: DashMap<String, BucketLock>,
+    /// The lock configuration of each `gateway` and `bucket-retention` bucket as last read
+    /// (the store's newest record, else the index's), and when: read again from the store
+    /// once older than `facts::BUCKET_RECHECK`; a change through this gateway replaces it.
+    pub(crate) bucket_locks: DashMap<String, (BucketLock, std::time::Instant)>,
 }
 
 impl Locks {
@@ -57,8 +54,7 @@ impl Locks {
             time: Arc::new(TrustedTime::system()),
             worm: None,
             worms: DashMap::new(),
-            plain_checked: DashMap::new(),
-            lock_buckets: DashMap::new(),
+            bucket_locks: DashMap::new(),
         }
     }
 
@@ -93,11 +89,8 @@ impl Locks {
             self.index.put_bucket(bucket, &record)?;
         }
         // The new record replaces whatever a reader cached, even one it read just before.
-        if record.lock.enabled {
-            self.lock_buckets.insert(bucket.to_owned(), record.lock);
-        } else {
-            self.lock_buckets.remove(bucket);
-        }
+        self.bucket_locks
+            .insert(bucket.to_owned(), (record.lock, std::time::Instant::now()));
         Ok(())
     }
 
@@ -114,7 +107,7 @@ impl Locks {
     /// Forgets what a native backend said about a bucket (after a change through the gateway).
     pub(crate) fn forget_bucket(&self, bucket: &str) {
         self.native_buckets.remove(bucket);
-        self.lock_buckets.remove(bucket);
+        self.bucket_locks.remove(bucket);
     }
 
     /// The clock every decision uses.

@@ -200,7 +200,7 @@ impl Gateway {
         for bucket in buckets {
             report.buckets += 1;
             let profile = self.locks.profile_of(&bucket);
-            if profile == Profile::Gateway {
+            if profile != Profile::Native {
                 // The bucket's lock configuration, default retention included, as the backend
                 // records it (read into the index when the index has none).
                 self.bucket_facts(&bucket).await?;
