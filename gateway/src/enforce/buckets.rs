@@ -114,7 +114,9 @@ impl Gateway {
             self.locks
                 .update_bucket(&bucket, |r| r.lock.enabled |= lock_enabled)?;
         }
-        self.locks.forget_bucket(&bucket);
+        if resp.status().is_success() {
+            self.locks.forget_bucket(&bucket);
+        }
         Ok(reply(resp))
     }
 

@@ -45,6 +45,10 @@ pub(crate) struct Inspected {
     pub journal_newest: Option<VersionId>,
     /// A legal hold was set on the version once (the backend was asked).
     pub hold_set: bool,
+    /// All of `state` is recorded on the backend (`LockRecord::on_store`).
+    pub on_store: bool,
+    /// How many records the version's journal holds (the backend was asked).
+    pub journal_len: usize,
 }
 
 /// What the backend records of one version's lock.
@@ -55,6 +59,7 @@ pub(crate) struct BackendLock {
     pub lock: Option<ObjectLock>,
     pub journal_newest: Option<VersionId>,
     pub hold_set: bool,
+    pub journal_len: usize,
 }
 
 impl Gateway {
@@ -232,6 +237,8 @@ impl Gateway {
                 from_index: true,
                 journal_newest: None,
                 hold_set: false,
+                on_store: record.on_store,
+                journal_len: 0,
             });
         }
         let index_missed = !always_head;
@@ -247,6 +254,7 @@ impl Gateway {
             .filter(|v| *v != "null")
             .map(str::to_owned)
             .or_else(|| object.version_id.clone());
+        let mut on_store = true;
         let state = match status {
             s if s.is_success() => match read.lock {
                 Some(lock) => {
@@ -264,27 +272,32 @@ impl Gateway {
                     // of both stands, unless the version's journal holds a change newer than
                     // the index's record (made through another gateway, a lifted hold or a
                     // shortened GOVERNANCE date among them), which then supersedes it.
+                    // A record kept in the index alone (`on_store` false) is never
+                    // superseded.
                     let superseded = known.as_ref().is_some_and(|r| {
-                        read.journal_newest
-                            .as_ref()
-                            .is_some_and(|n| later_than(n, r.written_at))
+                        r.on_store
+                            && read
+                                .journal_newest
+                                .as_ref()
+                                .is_some_and(|n| later_than(n, r.written_at))
                     });
+                    let known_on_store = known.as_ref().is_none_or(|r| r.on_store);
                     let known_lock = known.map(|r| r.lock);
+                    let shown = lock;
                     let lock = match known_lock {
                         Some(k) if !superseded => k.strictest(lock),
                         _ => lock,
                     };
+                    on_store = superseded || known_on_store || lock == shown;
                     if lock.is_empty() && superseded {
                         self.locks.index.remove(&resolved)?;
                     }
                     // Remember what the backend showed, unless the index already says it.
                     if !lock.is_empty() && known_lock != Some(lock) {
-                        self.locks.index.put(&LockRecord::new(
-                            resolved,
-                            lock,
-                            LockSource::Backend,
-                            self.locks.now(),
-                        ))?;
+                        self.locks.index.put(
+                            &LockRecord::new(resolved, lock, LockSource::Backend, self.locks.now())
+                                .with_on_store(on_store),
+                        )?;
                     }
                     VersionState::Known(lock)
                 }
@@ -306,6 +319,8 @@ impl Gateway {
             from_index: false,
             journal_newest: read.journal_newest,
             hold_set: read.hold_set,
+            on_store,
+            journal_len: read.journal_len,
         })
     }
 
@@ -317,7 +332,7 @@ impl Gateway {
         &self,
         object: &ObjectRef,
     ) -> Result<BackendLock, GatewayError> {
-        let (head, journal) = if self.keeps_journals(&object.bucket) {
+        let (head, journal) = if self.keeps_journals(&object.bucket).await? {
             let (head, journal) =
                 tokio::join!(self.head_version(object), self.journal_entries(object));
             (head?, Some(journal?))
@@ -331,6 +346,7 @@ impl Gateway {
             .then(|| lock_headers::from_backend(&headers))
             .flatten();
         let meta_hold = headers.contains_key(lock_headers::META_LEGAL_HOLD);
+        let journal_len = journal.as_ref().and_then(|j| j.as_ref().map(Vec::len));
         let (lock, journal_newest, hold_set) = match (base, journal) {
             (Some(base), Some(Some(entries))) => {
                 let folded = journal::fold(base, &entries);
@@ -350,21 +366,19 @@ impl Gateway {
             lock,
             journal_newest,
             hold_set,
+            journal_len: journal_len.unwrap_or(0),
         })
     }
 
     /// Whether lock changes on `bucket`'s versions are kept as journal records: on lock buckets
-    /// of the profiles whose backend has no per-object lock.
-    pub(crate) fn keeps_journals(&self, bucket: &str) -> bool {
-        match self.locks.profile_of(bucket) {
+    /// of the profiles whose backend has no per-object lock. Asked of the bucket's facts (read
+    /// from the store when not known), never of a cache another request may have emptied.
+    pub(crate) async fn keeps_journals(&self, bucket: &str) -> Result<bool, GatewayError> {
+        Ok(match self.locks.profile_of(bucket) {
             Profile::Native => false,
             Profile::BucketRetention => true,
-            Profile::Gateway => self
-                .locks
-                .bucket_locks
-                .get(bucket)
-                .is_some_and(|e| e.0.enabled),
-        }
+            Profile::Gateway => self.bucket_facts(bucket).await?.lock.enabled,
+        })
     }
 
     /// Every record of one version's journal; `None` when a name in it is not one the gateway
@@ -444,7 +458,7 @@ impl Gateway {
             facts.target = self.inspect(object, true).await?.state;
             return Ok(());
         }
-        if !self.keeps_journals(&object.bucket) {
+        if !self.keeps_journals(&object.bucket).await? {
             return Ok(());
         }
         // A refusal stands if the backend cannot be read: the index is the stricter word.

@@ -127,6 +127,13 @@ impl Gateway {
         let VersionState::Known(current) = inspected.state else {
             return Err(GatewayError::Denied(DenyReason::UnknownLockState));
         };
+        if !native && inspected.journal_len >= journal::MAX_RECORDS {
+            // Every decision on the version reads its whole journal: it stays short.
+            return Err(GatewayError::InvalidRequest(format!(
+                "This version's lock was changed {} times; no more changes are taken.",
+                journal::MAX_RECORDS
+            )));
+        }
         let lock = change.apply(current);
         // Where the change is journaled, the index's record carries its record's moment: a
         // later record (another gateway's) supersedes it, this one does not (`inspect`).
@@ -136,7 +143,9 @@ impl Gateway {
         let at = entry
             .as_ref()
             .map_or_else(|| self.locks.now(), journal::Entry::made_at);
-        let record = LockRecord::new(resolved.clone(), lock, source, at);
+        // Where the current lock holds something the index alone kept, so does the new one.
+        let record = LockRecord::new(resolved.clone(), lock, source, at)
+            .with_on_store(native || inspected.on_store);
         if native {
             self.locks.begin(&record).await?;
             // The body the backend gets is the one decided on, dates in UTC: never the

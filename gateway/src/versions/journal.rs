@@ -20,6 +20,8 @@
 //! with the bypass right, a legal hold lifted) is applied only if it was decided on the latest
 //! record: when another gateway changed the lock in between, the weakening is applied as far as
 //! it does not undo that change (the stricter of both is kept), and the caller can ask again.
+//! A record's id is always later than the record it was decided on, even from a gateway whose
+//! clock runs behind, so the order of the records a gateway read is the order they fold in.
 //! Readers therefore need no coordination, whatever the order gateways wrote in or the skew of
 //! their clocks.
 
@@ -29,6 +31,8 @@ use policy::lock::{LegalHold, ObjectLock, Retention, RetentionMode};
 use super::layout::{self, Kind, VersionId};
 
 const JOURNAL: &str = ".wormgate/l/";
+/// The most records a version's journal takes (every decision on the version lists them all).
+pub const MAX_RECORDS: usize = 1000;
 const SEP: char = '!';
 /// The version part of the records of a key's `null` version.
 const NULL: &str = "null";
@@ -104,11 +108,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A new record of `change`, made at `now`, decided on `based_on`.
+    /// A new record of `change`, made at `now`, decided on `based_on`: its id is later than
+    /// `based_on`'s even when this gateway's clock runs behind the one that wrote it.
     #[must_use]
     pub fn new(now: DateTime<Utc>, change: Change, based_on: Option<VersionId>) -> Self {
         Self {
-            id: VersionId::new(now, Kind::Object),
+            id: VersionId::new_after(now, based_on.as_ref(), Kind::Object),
             change,
             based_on,
         }
@@ -189,6 +194,7 @@ pub fn fold(base: ObjectLock, entries: &[Entry]) -> Folded {
     for entry in ordered {
         let next = entry.change.apply(lock);
         let weakens = lock.strictest(next) != next;
+        // A weakening stands only on the record just before it.
         lock = if !weakens || entry.based_on == newest {
             next
         } else {
@@ -303,6 +309,28 @@ mod tests {
         let shorter = entry(3, gov(50), Some(&longer));
         let folded = fold(base, &[hold, longer, shorter]);
         assert_eq!(folded.lock.retention.map(|r| r.until), Some(at(50)));
+    }
+
+    #[test]
+    fn a_record_from_a_clock_behind_still_comes_after_what_it_read() {
+        let base = ObjectLock::default();
+        let extended = entry(1_000_000, gov(100), None);
+        let further = entry(2_000_000, gov(200), Some(&extended));
+        // Made 90 s behind the records it read: its id still comes after them.
+        let compliance = Entry::new(
+            DateTime::from_timestamp_nanos(0),
+            Change::Retention(Some(Retention {
+                mode: RetentionMode::Compliance,
+                until: at(10_000),
+            })),
+            Some(further.id.clone()),
+        );
+        assert!(compliance.id.nanos() > further.id.nanos());
+        let folded = fold(base, &[extended, further, compliance]);
+        assert_eq!(
+            folded.lock.retention.map(|r| (r.mode, r.until)),
+            Some((RetentionMode::Compliance, at(10_000)))
+        );
     }
 
     #[test]

@@ -110,10 +110,25 @@ impl VersionId {
     /// When the system has no source of randomness.
     #[must_use]
     pub fn new(now: chrono::DateTime<chrono::Utc>, kind: Kind) -> Self {
+        Self::new_after(now, None, kind)
+    }
+
+    /// As [`VersionId::new`], and later than `after` too, whatever the clock says (a record
+    /// made on a reading of `after` sorts after it).
+    ///
+    /// # Panics
+    /// When the system has no source of randomness.
+    #[must_use]
+    pub fn new_after(
+        now: chrono::DateTime<chrono::Utc>,
+        after: Option<&VersionId>,
+        kind: Kind,
+    ) -> Self {
         let now = now
             .timestamp_nanos_opt()
             .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(after.map_or(0, |a| a.nanos().saturating_add(1)));
         let mut last = LAST_NANOS.load(Ordering::Relaxed);
         let nanos = loop {
             let next = now.max(last + 1);

@@ -66,6 +66,12 @@ pub struct LockRecord {
     /// The backend alone protects the version until this plus the bucket's period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_since: Option<DateTime<Utc>>,
+    /// Everything the record says is recorded on the backend too (a version's upload-time
+    /// metadata, the records of its lock journal, or a reading of them), so a newer record
+    /// there may supersede it. Records from before the journal (`bucket-retention` changes
+    /// kept in the index alone) lack it and are never superseded, only made stricter.
+    #[serde(default)]
+    pub on_store: bool,
 }
 
 impl LockRecord {
@@ -83,7 +89,14 @@ impl LockRecord {
             source,
             written_at,
             backend_since: None,
+            on_store: true,
         }
+    }
+
+    /// The same record, saying whether all of it is recorded on the backend.
+    #[must_use]
+    pub fn with_on_store(self, on_store: bool) -> Self {
+        Self { on_store, ..self }
     }
 
     /// The same record, with the moment the backend's bucket-level retention counts from.
@@ -104,6 +117,9 @@ impl LockRecord {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // On the backend as a whole only if one side that is says all of it.
+        let on_store =
+            (self.on_store && self.lock == lock) || (other.on_store && other.lock == lock);
         let newer = if other.written_at > self.written_at {
             other
         } else {
@@ -112,6 +128,7 @@ impl LockRecord {
         Self {
             lock,
             backend_since,
+            on_store,
             ..newer
         }
     }
@@ -257,4 +274,47 @@ fn decode_bucket(bytes: &[u8]) -> IndexResult<BucketRecord> {
 fn in_scan(scan: &Scan<'_>, record: &LockRecord) -> bool {
     scan.bucket.is_none_or(|b| record.object.bucket == b)
         && record.object.key.starts_with(scan.prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_the_journal_are_kept_in_the_index_alone() {
+        let record = LockRecord::new(
+            ObjectRef::new("b", "k", None),
+            ObjectLock::default(),
+            LockSource::PutObjectRetention,
+            DateTime::from_timestamp(1_700_000_000, 0).expect("date"),
+        );
+        assert!(record.on_store);
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&encode(&record).expect("encode")).expect("json");
+        json.as_object_mut().expect("object").remove("on_store");
+        let old = decode_record(&serde_json::to_vec(&json).expect("bytes")).expect("decode");
+        assert!(!old.on_store);
+        // Made stricter by a reading of the store, it stays the index's alone unless the
+        // store shows all of it.
+        let read = LockRecord::new(
+            ObjectRef::new("b", "k", None),
+            ObjectLock {
+                legal_hold: crate::lock::LegalHold::On,
+                ..ObjectLock::default()
+            },
+            LockSource::Backend,
+            DateTime::from_timestamp(1_800_000_000, 0).expect("date"),
+        );
+        assert!(old.strictest(read.clone()).on_store);
+        let mut stricter = read.clone();
+        stricter.lock.retention = Some(crate::lock::Retention {
+            mode: crate::lock::RetentionMode::Compliance,
+            until: DateTime::from_timestamp(1_900_000_000, 0).expect("date"),
+        });
+        let kept = LockRecord {
+            on_store: false,
+            ..stricter
+        };
+        assert!(!read.strictest(kept).on_store);
+    }
 }

@@ -82,6 +82,7 @@ struct Held {
     source: super::LockSource,
     written_at: DateTime<Utc>,
     backend_since: Option<DateTime<Utc>>,
+    on_store: bool,
 }
 
 impl From<LockRecord> for Held {
@@ -91,6 +92,7 @@ impl From<LockRecord> for Held {
             source: r.source,
             written_at: r.written_at,
             backend_since: r.backend_since,
+            on_store: r.on_store,
         }
     }
 }
@@ -100,6 +102,7 @@ impl Held {
     fn record(self, object: &ObjectRef) -> LockRecord {
         LockRecord::new(object.clone(), self.lock, self.source, self.written_at)
             .with_backend_since(self.backend_since)
+            .with_on_store(self.on_store)
     }
 }
 
