@@ -40,6 +40,8 @@ pub struct Store {
     skew_secs: u32,
     tls: Option<tokio_rustls::TlsAcceptor>,
     tasks: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    /// How far the `Date` of its replies is ahead of the host's clock, in seconds.
+    offset_secs: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -70,6 +72,16 @@ impl Store {
         skew_secs: u32,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Self {
+        Self::serve(root, addr, skew_secs, tls, std::sync::Arc::default()).await
+    }
+
+    async fn serve(
+        root: &Path,
+        addr: SocketAddr,
+        skew_secs: u32,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        offset_secs: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    ) -> Self {
         std::fs::create_dir_all(root).expect("store dir");
         let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
         let mut builder = S3ServiceBuilder::new(fs);
@@ -79,7 +91,25 @@ impl Store {
         builder.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
             std::sync::Arc::new(config),
         )));
-        let service = builder.build();
+        let s3 = builder.build();
+        // Its `Date` follows its own clock, which `advance` moves (a store whose host clock
+        // is days ahead, for a gateway run under faketime as far ahead).
+        let offset = std::sync::Arc::clone(&offset_secs);
+        let service = hyper::service::service_fn(move |req| {
+            let s3 = s3.clone();
+            let offset = offset.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let mut resp = hyper::service::Service::call(&s3, req).await?;
+                if offset != 0 {
+                    let now = chrono::Utc::now() + chrono::TimeDelta::seconds(offset);
+                    let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                    if let Ok(v) = http::HeaderValue::from_str(&date) {
+                        resp.headers_mut().insert(http::header::DATE, v);
+                    }
+                }
+                Ok::<_, s3s::HttpError>(resp)
+            }
+        });
         let mut listener = None;
         for _ in 0..100 {
             match tokio::net::TcpListener::bind(addr).await {
@@ -128,7 +158,14 @@ impl Store {
             skew_secs,
             tls,
             tasks,
+            offset_secs,
         }
+    }
+
+    /// Moves the clock of its replies' `Date` forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A hard outage: the listener and every connection close now.
@@ -138,7 +175,14 @@ impl Store {
 
     /// The store again, on the same port and directory (after `stop`).
     pub async fn restart(&self) -> Self {
-        Self::start_with_tls(&self.root, self.addr, self.skew_secs, self.tls.clone()).await
+        Self::serve(
+            &self.root,
+            self.addr,
+            self.skew_secs,
+            self.tls.clone(),
+            std::sync::Arc::clone(&self.offset_secs),
+        )
+        .await
     }
 
     #[must_use]
@@ -168,6 +212,26 @@ pub fn faketime(offset: &str) -> Vec<(String, String)> {
         ("FAKETIME".to_owned(), offset.to_owned()),
         ("FAKETIME_NO_CACHE".to_owned(), "1".to_owned()),
     ]
+}
+
+/// As [`faketime`], with the offset read from `file` on every clock reading, so that a running
+/// process's clock can be moved (write `+SECONDS` into it). The monotonic clock is left alone:
+/// timers and timeouts run in real time.
+///
+/// # Panics
+/// When libfaketime is not installed.
+#[must_use]
+pub fn faketime_file(file: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = faketime("+0")
+        .into_iter()
+        .filter(|(k, _)| k != "FAKETIME")
+        .collect();
+    env.push((
+        "FAKETIME_TIMESTAMP_FILE".to_owned(),
+        file.display().to_string(),
+    ));
+    env.push(("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()));
+    env
 }
 
 impl Drop for Store {

@@ -235,7 +235,9 @@ impl Gateway {
         } else {
             ObjectRef::new(&bucket, &key, None)
         };
-        let inspected = self.inspect(&object, false).await?;
+        // The store's records (the version's own and its journal), not the index alone: a
+        // change made through another gateway shows at once.
+        let inspected = self.inspect(&object, true).await?;
         let lock = match inspected.state {
             VersionState::Absent if call.version_id.is_some() && object.version_id.is_some() => {
                 return Err(GatewayError::NoSuchVersion);
@@ -255,7 +257,7 @@ impl Gateway {
             _ if lock.legal_hold == LegalHold::On => lock_xml::render_legal_hold(&lock),
             // OFF for a version whose hold was set once (its metadata or journal says so), as
             // on AWS; a version that never had one has no legal hold configuration.
-            _ if self.inspect(&object, true).await?.hold_set => lock_xml::render_legal_hold(&lock),
+            _ if inspected.hold_set => lock_xml::render_legal_hold(&lock),
             _ => return Err(GatewayError::NoSuchObjectLockConfiguration),
         };
         Ok(reply_with(http::StatusCode::OK, Some(xml)))
