@@ -253,6 +253,10 @@ ENFORCEMENT = [
     ("plain DELETE, c32", dict(op="delete", concurrency=32, seconds=SMALL_SECS, prefix="plainput", keys=100000, bucket="bench-plain")),
     # A lock bucket is versioned: a delete that would destroy names the version.
     ("refused DELETE (locked), c32", dict(op="delete", concurrency=32, seconds=SMALL_SECS, prefix="locked", keys=256, bucket="bench-locked", expect=403, versions="LOCKED_VERSIONS")),
+    # The delete the lock allows, by version id: decided on the version's records on the store
+    # (its HEAD and its lock journal, read at once). The versions are deleted again every round
+    # (a delete of a version already gone takes the same path).
+    ("allowed DELETE of a version (lock bucket), c32", dict(op="delete", concurrency=32, seconds=SMALL_SECS, prefix="unlocked", keys=256, bucket="bench-locked", versions="UNLOCKED_VERSIONS")),
     ("GET 4 KiB latest version (lock bucket), c32", dict(op="get", size=4096, concurrency=32, seconds=SMALL_SECS, prefix="locked", keys=256, bucket="bench-locked")),
     ("HEAD latest version (lock bucket), c32", dict(op="head", concurrency=32, seconds=SMALL_SECS, prefix="locked", keys=256, bucket="bench-locked")),
 ]
@@ -304,6 +308,9 @@ def main():
         locked_versions = work / "locked-versions"
         load(targets, "wormgate", op="put", size=4096, count=256, prefix="locked", keys=256, bucket="bench-locked", lock_days=1,
              record_versions=locked_versions)
+        unlocked_versions = work / "unlocked-versions"
+        load(targets, "wormgate", op="put", size=4096, count=256, prefix="unlocked", keys=256, bucket="bench-locked",
+             record_versions=unlocked_versions)
         for r in range(ROUNDS):
             order = names[r % 3:] + names[:r % 3]
             print(f"round {r + 1}/{ROUNDS}: order {', '.join(order)}", flush=True)
@@ -314,6 +321,8 @@ def main():
             for name, params in ENFORCEMENT:
                 if params.get("versions") == "LOCKED_VERSIONS":
                     params = {**params, "versions": locked_versions}
+                if params.get("versions") == "UNLOCKED_VERSIONS":
+                    params = {**params, "versions": unlocked_versions}
                 if params.get("lock_days"):
                     # A locked object cannot be written again: new keys every round.
                     params = {**params, "prefix": f"{params['prefix']}-r{r}"}
