@@ -269,18 +269,15 @@ impl Gateway {
                         self.locks.index.get(&resolved)?
                     };
                     // The index may be stricter than the backend, never weaker: the stricter
-                    // of both stands, unless the version's journal holds a change newer than
-                    // the index's record (made through another gateway, a lifted hold or a
+                    // of both stands, unless the version's journal holds a change the index's
+                    // record has not seen (made through another gateway, a lifted hold or a
                     // shortened GOVERNANCE date among them), which then supersedes it.
                     // A record kept in the index alone (`on_store` false) is never
                     // superseded.
-                    let superseded = known.as_ref().is_some_and(|r| {
-                        r.on_store
-                            && read
-                                .journal_newest
-                                .as_ref()
-                                .is_some_and(|n| later_than(n, r.written_at))
-                    });
+                    let seen = u32::try_from(read.journal_len).unwrap_or(u32::MAX);
+                    let superseded = known
+                        .as_ref()
+                        .is_some_and(|r| r.on_store && seen > r.journal_seen);
                     let known_on_store = known.as_ref().is_none_or(|r| r.on_store);
                     let known_lock = known.map(|r| r.lock);
                     let shown = lock;
@@ -293,10 +290,11 @@ impl Gateway {
                         self.locks.index.remove(&resolved)?;
                     }
                     // Remember what the backend showed, unless the index already says it.
-                    if !lock.is_empty() && known_lock != Some(lock) {
+                    if !lock.is_empty() && (known_lock != Some(lock) || superseded) {
                         self.locks.index.put(
                             &LockRecord::new(resolved, lock, LockSource::Backend, self.locks.now())
-                                .with_on_store(on_store),
+                                .with_on_store(on_store)
+                                .with_journal_seen(seen),
                         )?;
                     }
                     VersionState::Known(lock)
@@ -488,11 +486,4 @@ impl Gateway {
         )
         .await
     }
-}
-
-/// Whether journal record `id` was made after `at`.
-fn later_than(id: &VersionId, at: chrono::DateTime<chrono::Utc>) -> bool {
-    at.timestamp_nanos_opt()
-        .and_then(|n| u64::try_from(n).ok())
-        .is_none_or(|at| id.nanos() > at)
 }

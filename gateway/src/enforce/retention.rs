@@ -135,17 +135,17 @@ impl Gateway {
             )));
         }
         let lock = change.apply(current);
-        // Where the change is journaled, the index's record carries its record's moment: a
-        // later record (another gateway's) supersedes it, this one does not (`inspect`).
         let entry = (!native).then(|| {
             journal::Entry::new(self.locks.now(), change, inspected.journal_newest.clone())
         });
-        let at = entry
-            .as_ref()
-            .map_or_else(|| self.locks.now(), journal::Entry::made_at);
         // Where the current lock holds something the index alone kept, so does the new one.
-        let record = LockRecord::new(resolved.clone(), lock, source, at)
-            .with_on_store(native || inspected.on_store);
+        // The record accounts for the journal it read and its own new record: a record
+        // another gateway adds supersedes it, this one does not (`inspect`).
+        let seen =
+            u32::try_from(inspected.journal_len + usize::from(entry.is_some())).unwrap_or(u32::MAX);
+        let record = LockRecord::new(resolved.clone(), lock, source, self.locks.now())
+            .with_on_store(native || inspected.on_store)
+            .with_journal_seen(seen);
         if native {
             self.locks.begin(&record).await?;
             // The body the backend gets is the one decided on, dates in UTC: never the

@@ -118,12 +118,6 @@ impl Entry {
             based_on,
         }
     }
-
-    /// The moment the record was made (its id's), to the nanosecond.
-    #[must_use]
-    pub fn made_at(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_nanos(i64::try_from(self.id.nanos()).unwrap_or(i64::MAX))
-    }
 }
 
 /// The backend prefix of the records of one version (`None`: the key's `null` version), newest

@@ -72,6 +72,11 @@ pub struct LockRecord {
     /// kept in the index alone) lack it and are never superseded, only made stricter.
     #[serde(default)]
     pub on_store: bool,
+    /// How many records of the version's lock journal the record accounts for: a journal
+    /// that holds more has a change this record has not seen (counted, not dated: the
+    /// gateways' clocks need not agree).
+    #[serde(default)]
+    pub journal_seen: u32,
 }
 
 impl LockRecord {
@@ -90,6 +95,16 @@ impl LockRecord {
             written_at,
             backend_since: None,
             on_store: true,
+            journal_seen: 0,
+        }
+    }
+
+    /// The same record, accounting for `seen` records of the version's journal.
+    #[must_use]
+    pub fn with_journal_seen(self, seen: u32) -> Self {
+        Self {
+            journal_seen: seen,
+            ..self
         }
     }
 
@@ -120,6 +135,7 @@ impl LockRecord {
         // On the backend as a whole only if one side that is says all of it.
         let on_store =
             (self.on_store && self.lock == lock) || (other.on_store && other.lock == lock);
+        let journal_seen = self.journal_seen.max(other.journal_seen);
         let newer = if other.written_at > self.written_at {
             other
         } else {
@@ -129,6 +145,7 @@ impl LockRecord {
             lock,
             backend_since,
             on_store,
+            journal_seen,
             ..newer
         }
     }

@@ -83,6 +83,7 @@ struct Held {
     written_at: DateTime<Utc>,
     backend_since: Option<DateTime<Utc>>,
     on_store: bool,
+    journal_seen: u32,
 }
 
 impl From<LockRecord> for Held {
@@ -93,6 +94,7 @@ impl From<LockRecord> for Held {
             written_at: r.written_at,
             backend_since: r.backend_since,
             on_store: r.on_store,
+            journal_seen: r.journal_seen,
         }
     }
 }
@@ -103,6 +105,7 @@ impl Held {
         LockRecord::new(object.clone(), self.lock, self.source, self.written_at)
             .with_backend_since(self.backend_since)
             .with_on_store(self.on_store)
+            .with_journal_seen(self.journal_seen)
     }
 }
 
