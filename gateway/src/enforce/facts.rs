@@ -393,7 +393,9 @@ impl Gateway {
             let page = lister
                 .list(&BackendList {
                     prefix: prefix.clone(),
-                    delimiter: None,
+                    // No record name holds a `/` after the prefix: a file-system store then
+                    // reads one folder, not the bucket.
+                    delimiter: Some("/".into()),
                     start_after: None,
                     continuation,
                     max_keys: 1000,
@@ -437,10 +439,11 @@ impl Gateway {
     /// Confirms against the backend an answer on the index's word alone. An allow of a
     /// destructive action is decided again on the version's own records on the backend (its
     /// HEAD and journal, asked at once), the stricter of both kept. A refusal stands on the
-    /// index's word, except where lock changes are journaled: the journal is read then too,
-    /// and a change newer than the index's record (a hold lifted, a GOVERNANCE date shortened
-    /// through another gateway) supersedes it. One backend round trip, only then; a native
-    /// backend enforces its own locks.
+    /// index's word, except where lock changes are journaled: the journal is read then too (at
+    /// most every `REFUSAL_RECHECK` per version, so that refused requests cost the store
+    /// little), and a change the index's record has not seen (a hold lifted, a GOVERNANCE date
+    /// shortened through another gateway) supersedes it. One backend round trip, only then; a
+    /// native backend enforces its own locks.
     pub(crate) async fn confirm_allow(
         &self,
         action: policy::rules::Action,
@@ -456,7 +459,7 @@ impl Gateway {
             facts.target = self.inspect(object, true).await?.state;
             return Ok(());
         }
-        if !self.keeps_journals(&object.bucket).await? {
+        if !self.keeps_journals(&object.bucket).await? || !self.locks.recheck_refusal(object) {
             return Ok(());
         }
         // A refusal stands if the backend cannot be read: the index is the stricter word.

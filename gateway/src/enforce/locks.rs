@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use policy::index::{BucketRecord, LockIndex, LockRecord};
-use policy::lock::{BucketLock, Profile, Versioning};
+use policy::lock::{BucketLock, ObjectRef, Profile, Versioning};
 use policy::rules::PolicyConfig;
 
 use crate::backend::oss::worm::{BucketWorm, WormClient};
@@ -36,7 +36,15 @@ pub struct Locks {
     /// (the store's newest record, else the index's), and when: read again from the store
     /// once older than `facts::BUCKET_RECHECK`; a change through this gateway replaces it.
     pub(crate) bucket_locks: DashMap<String, (BucketLock, std::time::Instant)>,
+    /// When a refusal from the index was last checked against each version's journal.
+    refusals_checked: DashMap<ObjectRef, std::time::Instant>,
 }
+
+/// How long a refusal checked against a version's journal stands before the next refusal of a
+/// request on that version reads it again.
+const REFUSAL_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// How many versions' last check are remembered.
+const REFUSALS_KEPT: usize = 100_000;
 
 impl Locks {
     #[must_use]
@@ -55,6 +63,7 @@ impl Locks {
             worm: None,
             worms: DashMap::new(),
             bucket_locks: DashMap::new(),
+            refusals_checked: DashMap::new(),
         }
     }
 
@@ -108,6 +117,23 @@ impl Locks {
     pub(crate) fn forget_bucket(&self, bucket: &str) {
         self.native_buckets.remove(bucket);
         self.bucket_locks.remove(bucket);
+    }
+
+    /// Whether a refusal of a request on `object` from the index is to be checked against the
+    /// store now: not if it was within `REFUSAL_RECHECK`. The memory is bounded: past
+    /// `REFUSALS_KEPT` versions it starts again (a few more reads, never fewer refusals).
+    pub(crate) fn recheck_refusal(&self, object: &ObjectRef) -> bool {
+        let now = std::time::Instant::now();
+        if let Some(at) = self.refusals_checked.get(object)
+            && now.duration_since(*at) < REFUSAL_RECHECK
+        {
+            return false;
+        }
+        if self.refusals_checked.len() >= REFUSALS_KEPT {
+            self.refusals_checked.clear();
+        }
+        self.refusals_checked.insert(object.clone(), now);
+        true
     }
 
     /// The clock every decision uses.
