@@ -963,14 +963,14 @@ async fn everything(stack: &Stack, bucket: &str) -> (String, String, Vec<String>
         )
         .await;
     // Everything but where the record came from and when it was written, which a rebuild
-    // sets anew.
+    // sets anew, and the gap in seconds, which counts from the moment of the export.
     let locks = audit
         .body
         .lines()
         .map(|l| {
             l.split(',')
                 .enumerate()
-                .filter(|(i, _)| ![10, 11].contains(i))
+                .filter(|(i, _)| ![9, 10, 11].contains(i))
                 .map(|(_, f)| f)
                 .collect::<Vec<_>>()
                 .join(",")

@@ -127,16 +127,30 @@ impl Gateway {
         let VersionState::Known(current) = inspected.state else {
             return Err(GatewayError::Denied(DenyReason::UnknownLockState));
         };
-        if !native && inspected.journal_len >= journal::MAX_RECORDS {
-            // Every decision on the version reads its whole journal: it stays short.
+        let lock = change.apply(current);
+        if !native
+            && lock == current
+            && (inspected.hold_set || matches!(change, Change::Retention(_)))
+        {
+            // Nothing changes (a date asked again, a hold set twice): nothing is written.
+            return Ok(ok_empty());
+        }
+        let hold_on = change == Change::LegalHold(LegalHold::On);
+        if !native && inspected.journal_len >= journal::MAX_RECORDS && !hold_on {
+            // Every decision on the version reads its whole journal: it stays short. A legal
+            // hold is taken still: the owner's way to keep what is there.
             return Err(GatewayError::InvalidRequest(format!(
                 "This version's lock was changed {} times; no more changes are taken.",
                 journal::MAX_RECORDS
             )));
         }
-        let lock = change.apply(current);
         let entry = (!native).then(|| {
-            journal::Entry::new(self.locks.now(), change, inspected.journal_newest.clone())
+            journal::Entry::new(
+                self.locks.now(),
+                change,
+                inspected.journal_newest.clone(),
+                u32::try_from(inspected.journal_len).unwrap_or(u32::MAX),
+            )
         });
         // Where the current lock holds something the index alone kept, so does the new one.
         // The record accounts for the journal it read and its own new record: a record

@@ -642,10 +642,14 @@ impl Gateway {
         permit: Permit,
     ) -> Result<(), GatewayError> {
         let xml = bytes::Bytes::from(lock_xml::render_lock_configuration(lock));
+        // Later than the newest record, whatever this gateway's clock says: the newest record
+        // is the configuration.
+        let newest = self.newest_bucket_lock_record(bucket).await?;
         let target = Target {
             bucket: Some(bucket.to_owned()),
-            key: Some(layout::bucket_lock_record(&VersionId::new(
+            key: Some(layout::bucket_lock_record(&VersionId::new_after(
                 self.locks.now(),
+                newest.as_ref(),
                 Kind::Object,
             ))),
         };
@@ -672,6 +676,25 @@ impl Gateway {
                 resp.status()
             )))
         }
+    }
+
+    /// The id of the newest record of the bucket's lock configuration, if any.
+    async fn newest_bucket_lock_record(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<VersionId>, GatewayError> {
+        let page = self
+            .lister(bucket)
+            .list(&BackendList {
+                prefix: layout::bucket_lock_records().to_owned(),
+                delimiter: Some("/".into()),
+                max_keys: 1,
+                ..BackendList::default()
+            })
+            .await?;
+        Ok(page.items.first().and_then(|item| {
+            VersionId::parse(item.name().strip_prefix(layout::bucket_lock_records())?)
+        }))
     }
 
     /// The bucket's object lock configuration as the backend records it: its newest record,
