@@ -150,9 +150,7 @@ impl Gateway {
                 self.list_versioned(&call).await
             }
             S3Op::GetBucketConfig(BucketConfig::Versioning) => Ok(Self::versioning_enabled_reply()),
-            S3Op::ListMultipartUploads => Err(GatewayError::NotImplemented(
-                "ListMultipartUploads is not served on a versioned bucket yet".into(),
-            )),
+            S3Op::ListMultipartUploads => self.list_uploads(&call).await,
             S3Op::UploadPart | S3Op::UploadPartCopy | S3Op::AbortMultipartUpload => {
                 self.aim_at_upload(&mut call)?;
                 self.upload_step(call).await

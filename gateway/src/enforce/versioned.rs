@@ -161,13 +161,34 @@ impl Lister for BackendLister<'_> {
         } else if let Some(s) = &r.start_after {
             query.push_str(&format!("&start-after={}", encode_query_value(s)));
         }
+        let body = self
+            .gateway
+            .bucket_listing(self.bucket, &query, "ListObjectsV2")
+            .await?;
+        list_xml::parse_backend_page(&body)
+    }
+}
+
+/// A backend query value, percent-encoded.
+fn q(name: &str, value: &str) -> String {
+    format!("&{name}={}", encode_query_value(value))
+}
+
+impl Gateway {
+    /// One listing page of `bucket` from the backend (`query` names which), read whole under
+    /// the listing cap. `what` names the request in errors.
+    async fn bucket_listing(
+        &self,
+        bucket: &str,
+        query: &str,
+        what: &str,
+    ) -> Result<bytes::Bytes, GatewayError> {
         let target = Target {
-            bucket: Some(self.bucket.to_owned()),
+            bucket: Some(bucket.to_owned()),
             key: None,
         };
         let resp = self
-            .gateway
-            .read(ReadMethod::Get, &target, Some(&query), HeaderMap::new())
+            .read(ReadMethod::Get, &target, Some(query), HeaderMap::new())
             .await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -175,14 +196,99 @@ impl Lister for BackendLister<'_> {
         }
         if !status.is_success() {
             return Err(GatewayError::BackendUnavailable(format!(
-                "ListObjectsV2 on {} answered {status}",
-                self.bucket
+                "{what} on {bucket} answered {status}"
             )));
         }
-        let body = lock_xml::read_capped(Body::from(resp.into_body()), list_xml::LIST_PAGE_CAP)
+        lock_xml::read_capped(Body::from(resp.into_body()), list_xml::LIST_PAGE_CAP)
             .await
-            .map_err(|e| GatewayError::BackendUnavailable(format!("listing: {e}")))?;
-        list_xml::parse_backend_page(&body)
+            .map_err(|e| GatewayError::BackendUnavailable(format!("{what}: {e}")))
+    }
+
+    /// ListMultipartUploads of a versioned bucket: the backend's uploads under the versions
+    /// folder, named by the client's key and upload id (`upload_id_for`), paginated by the
+    /// client's markers. A delimiter is not served yet (501).
+    pub(crate) async fn list_uploads(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        let qs = &call.query;
+        if qs.get("delimiter").is_some_and(|d| !d.is_empty()) {
+            return Err(GatewayError::NotImplemented(
+                "ListMultipartUploads with a delimiter is not served on a versioned bucket yet"
+                    .into(),
+            ));
+        }
+        let encoding = Encoding::of(qs.get("encoding-type"))?;
+        let prefix = qs.get("prefix").unwrap_or_default().to_owned();
+        let max = replies::max_keys(qs.get("max-uploads"))?;
+        let key_marker = qs.get("key-marker").filter(|k| !k.is_empty());
+        let id_marker = qs.get("upload-id-marker").filter(|u| !u.is_empty());
+        let backend = &self.backend;
+        let mut query = format!("uploads={}", q("prefix", &layout::versions_prefix(&prefix)));
+        query.push_str(&q("max-uploads", &max.to_string()));
+        match (key_marker, id_marker) {
+            (None, _) => {}
+            // Uploads of keys after the marker.
+            (Some(k), None) => query.push_str(&q("key-marker", &layout::after_versions_of(k))),
+            // Uploads of the marker's key after that upload, then of later keys.
+            (Some(k), Some(u)) => {
+                let (id, backend_id) = split_upload_id(backend, &bucket, k, u)
+                    .map_err(|_| GatewayError::InvalidArgument("Invalid uploadId marker".into()))?;
+                query.push_str(&q("key-marker", &layout::version_name(k, &id)));
+                query.push_str(&q("upload-id-marker", backend_id));
+            }
+        }
+        let body = self
+            .bucket_listing(&bucket, &query, "ListMultipartUploads")
+            .await?;
+        let page = list_xml::parse_uploads_page(&body)?;
+        let mut uploads = String::new();
+        let mut last = None;
+        for u in &page.uploads {
+            // Every upload the gateway began in this bucket is aimed at a version's name.
+            let Some((key, id)) = layout::parse_version_name(&u.key) else {
+                return Err(GatewayError::BackendUnavailable(format!(
+                    "an upload under an unknown name in {bucket}"
+                )));
+            };
+            let client_id = upload_id_for(backend, &bucket, &key, &id, &u.upload_id);
+            let party = |(i, n): &(String, String)| {
+                format!(
+                    "<ID>{}</ID><DisplayName>{}</DisplayName>",
+                    escape(i),
+                    escape(n)
+                )
+            };
+            uploads.push_str(&format!(
+                "<Upload><Key>{}</Key><UploadId>{}</UploadId><Initiator>{}</Initiator><Owner>{}</Owner>{}<Initiated>{}</Initiated></Upload>",
+                encoding.name(&key),
+                escape(&client_id),
+                party(&u.initiator),
+                party(&u.owner),
+                list_xml::element("StorageClass", u.storage_class.as_deref().map(escape).as_deref()),
+                escape(&u.initiated),
+            ));
+            last = Some((key, client_id));
+        }
+        let next = match (&last, page.truncated) {
+            (Some((k, u)), true) => format!(
+                "<NextKeyMarker>{}</NextKeyMarker><NextUploadIdMarker>{}</NextUploadIdMarker>",
+                encoding.name(k),
+                escape(u)
+            ),
+            _ => String::new(),
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>{}</Bucket><KeyMarker>{}</KeyMarker><UploadIdMarker>{}</UploadIdMarker>{next}<Prefix>{}</Prefix>{}<MaxUploads>{max}</MaxUploads><IsTruncated>{}</IsTruncated>{uploads}</ListMultipartUploadsResult>",
+            escape(&bucket),
+            encoding.name(key_marker.unwrap_or_default()),
+            escape(id_marker.unwrap_or_default()),
+            encoding.name(&prefix),
+            encoding.element(),
+            page.truncated && last.is_some(),
+        );
+        Ok(reply_with(StatusCode::OK, Some(xml)))
     }
 }
 

@@ -140,6 +140,76 @@ pub fn parse_backend_page(xml: &[u8]) -> Result<BackendPage, GatewayError> {
     })
 }
 
+/// A multipart upload in a backend's ListMultipartUploads reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: String,
+    pub storage_class: Option<String>,
+    /// The `ID` and `DisplayName` of the initiator and of the owner, as the backend wrote them.
+    pub initiator: (String, String),
+    pub owner: (String, String),
+}
+
+/// A backend's ListMultipartUploads reply, as far as the gateway reads it.
+#[derive(Debug, Clone, Default)]
+pub struct UploadsPage {
+    pub uploads: Vec<BackendUpload>,
+    pub truncated: bool,
+}
+
+fn party(d: &mut Deserializer<'_>) -> DeResult<(String, String)> {
+    let mut out = (String::new(), String::new());
+    d.for_each_element(|d, name| {
+        match name {
+            b"ID" => out.0 = text(d)?,
+            b"DisplayName" => out.1 = text(d)?,
+            _ => skip(d)?,
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Reads a backend's ListMultipartUploads reply (its uploads and whether it is truncated).
+///
+/// # Errors
+/// The reply is not a ListMultipartUploadsResult.
+pub fn parse_uploads_page(xml: &[u8]) -> Result<UploadsPage, GatewayError> {
+    let mut page = UploadsPage::default();
+    let mut d = Deserializer::new(xml);
+    let parsed = d.named_element("ListMultipartUploadsResult", |d| {
+        d.for_each_element(|d, name| {
+            match name {
+                b"Upload" => {
+                    let mut u = BackendUpload::default();
+                    d.for_each_element(|d, name| {
+                        match name {
+                            b"Key" => u.key = text(d)?,
+                            b"UploadId" => u.upload_id = text(d)?,
+                            b"Initiated" => u.initiated = text(d)?,
+                            b"StorageClass" => u.storage_class = Some(text(d)?),
+                            b"Initiator" => u.initiator = party(d)?,
+                            b"Owner" => u.owner = party(d)?,
+                            _ => skip(d)?,
+                        }
+                        Ok(())
+                    })?;
+                    page.uploads.push(u);
+                }
+                b"IsTruncated" => page.truncated = text(d)?.trim() == "true",
+                _ => skip(d)?,
+            }
+            Ok(())
+        })
+    });
+    parsed
+        .and_then(|()| d.expect_eof())
+        .map_err(|e| GatewayError::BackendUnavailable(format!("unreadable uploads: {e:?}")))?;
+    Ok(page)
+}
+
 /// How names are written in a listing reply: as they are, or percent-encoded
 /// (`encoding-type=url`, which SDKs ask for to carry any character).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
