@@ -49,6 +49,9 @@ pub(crate) struct Inspected {
     pub on_store: bool,
     /// How many records the version's journal holds (the backend was asked).
     pub journal_len: usize,
+    /// The lock the backend's own records give, without the index's word (the backend was
+    /// asked and could read them).
+    pub stored: Option<ObjectLock>,
 }
 
 /// What the backend records of one version's lock.
@@ -239,6 +242,7 @@ impl Gateway {
                 hold_set: false,
                 on_store: record.on_store,
                 journal_len: 0,
+                stored: None,
             });
         }
         let index_missed = !always_head;
@@ -319,6 +323,7 @@ impl Gateway {
             hold_set: read.hold_set,
             on_store,
             journal_len: read.journal_len,
+            stored: read.lock.filter(|_| status.is_success()),
         })
     }
 

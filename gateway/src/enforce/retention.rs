@@ -130,9 +130,12 @@ impl Gateway {
         let lock = change.apply(current);
         if !native
             && lock == current
+            && inspected.stored == Some(lock)
             && (inspected.hold_set || matches!(change, Change::Retention(_)))
         {
-            // Nothing changes (a date asked again, a hold set twice): nothing is written.
+            // Nothing changes, and the store's own records say so already (a date asked
+            // again, a hold set twice): nothing is written. What only the index holds (a
+            // change whose record may not have landed) is written again.
             return Ok(ok_empty());
         }
         let hold_on = change == Change::LegalHold(LegalHold::On);
