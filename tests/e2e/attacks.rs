@@ -680,7 +680,7 @@ async fn the_index_never_wins_against_a_stricter_truth() {
     let stricter = chrono::Utc::now() + chrono::TimeDelta::days(400);
     {
         use policy::index::LockIndex as _;
-        let index = policy::index::SledIndex::open(&dir).expect("index");
+        let index = wormgate_tests::open_stopped_index(&dir).await;
         let object = policy::lock::ObjectRef::new(&b, "K", v.as_deref());
         let mut record = index.get(&object).expect("read").expect("K is indexed");
         record.lock.retention = record.lock.retention.map(|r| policy::lock::Retention {
@@ -701,7 +701,7 @@ async fn the_index_never_wins_against_a_stricter_truth() {
         server.rebuild_index().await.expect("rebuild");
     }
     use policy::index::LockIndex as _;
-    let index = policy::index::SledIndex::open(&dir).expect("index");
+    let index = wormgate_tests::open_stopped_index(&dir).await;
     let kept = index
         .get(&policy::lock::ObjectRef::new(&b, "K", v.as_deref()))
         .expect("read")
@@ -1114,7 +1114,7 @@ async fn a_weaker_index_does_not_allow_a_delete() {
     let dir = stack.settings.locks.index_dir.clone();
     stack.stop_gateway_for_test().await;
     {
-        let index = policy::index::SledIndex::open(&dir).expect("index");
+        let index = wormgate_tests::open_stopped_index(&dir).await;
         let object = policy::lock::ObjectRef::new(&b, "K", Some(&v));
         let mut record = index.get(&object).expect("read").expect("K is indexed");
         record.lock.retention = record.lock.retention.map(|r| policy::lock::Retention {

@@ -523,3 +523,20 @@ pub async fn get_bytes(
         .into_bytes()
         .to_vec()
 }
+
+/// Opens a stopped gateway's index. The gateway's last connection tasks may still hold it for
+/// a moment after it stopped (sled takes a file lock): tried again for up to 10 s.
+///
+/// # Panics
+/// When it cannot be opened by then.
+pub async fn open_stopped_index(dir: &std::path::Path) -> policy::index::SledIndex {
+    let mut last = None;
+    for _ in 0..100 {
+        match policy::index::SledIndex::open(dir) {
+            Ok(index) => return index,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("index {}: {last:?}", dir.display());
+}
