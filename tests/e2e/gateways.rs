@@ -13,6 +13,14 @@ use wormgate_tests::oss::OssBackend;
 
 const DAY: i64 = 86_400;
 
+/// Every clock (the gateways' and the OSS stand-in's) `days` on.
+fn days_on(gateways: &[&Stack], oss: &OssBackend, days: i64) {
+    for s in gateways {
+        s.clock.advance(TimeDelta::seconds(days * DAY));
+    }
+    oss.advance(TimeDelta::seconds(days * DAY));
+}
+
 /// Whether the store still holds `name` in `bucket`.
 async fn on_store(stack: &Stack, bucket: &str, name: &str) -> bool {
     stack
@@ -132,10 +140,7 @@ async fn oss_extensions_and_holds_are_seen_by_every_gateway() {
         set_hold(&a.admin(), &bucket, "K", &v, true).await;
 
         // Day 16: the store's 14 days are over; B never saw the extension.
-        for s in [&a, &b] {
-            s.clock.advance(TimeDelta::seconds(16 * DAY));
-        }
-        oss.advance(TimeDelta::seconds(16 * DAY));
+        days_on(&[&a, &b], &oss, 16);
         let got = delete_version(&b.gateway(), &bucket, "K", &v).await;
         assert_eq!(
             (got.status, got.code.as_str()),
@@ -171,10 +176,7 @@ async fn oss_extensions_and_holds_are_seen_by_every_gateway() {
             "{got:?}"
         );
         // Day 31: over, through either.
-        for s in [&a, &b] {
-            s.clock.advance(TimeDelta::seconds(15 * DAY));
-        }
-        oss.advance(TimeDelta::seconds(15 * DAY));
+        days_on(&[&a, &b], &oss, 15);
         let got = delete_version(&a.gateway(), &bucket, "K", &v).await;
         assert!(got.is_ok(), "{got:?}");
     })
@@ -222,10 +224,7 @@ async fn a_default_retention_set_through_one_gateway_applies_on_another() {
             .version_id
             .expect("a version id");
         // Day 16: past the store's 14 days, within the default's 20.
-        for s in [&a, &b] {
-            s.clock.advance(TimeDelta::seconds(16 * DAY));
-        }
-        oss.advance(TimeDelta::seconds(16 * DAY));
+        days_on(&[&a, &b], &oss, 16);
         for s in [&a, &b] {
             let got = delete_version(&s.gateway(), &bucket, "after", &after).await;
             assert_eq!(

@@ -323,7 +323,7 @@ impl Gateway {
             hold_set: read.hold_set,
             on_store,
             journal_len: read.journal_len,
-            stored: read.lock.filter(|_| status.is_success()),
+            stored: read.lock,
         })
     }
 

@@ -147,19 +147,10 @@ impl Gateway {
                 journal::MAX_RECORDS
             )));
         }
-        let entry = (!native).then(|| {
-            journal::Entry::new(
-                self.locks.now(),
-                change,
-                inspected.journal_newest.clone(),
-                u32::try_from(inspected.journal_len).unwrap_or(u32::MAX),
-            )
-        });
         // Where the current lock holds something the index alone kept, so does the new one.
         // The record accounts for the journal it read and its own new record: a record
         // another gateway adds supersedes it, this one does not (`inspect`).
-        let seen =
-            u32::try_from(inspected.journal_len + usize::from(entry.is_some())).unwrap_or(u32::MAX);
+        let seen = u32::try_from(inspected.journal_len + usize::from(!native)).unwrap_or(u32::MAX);
         let record = LockRecord::new(resolved.clone(), lock, source, self.locks.now())
             .with_on_store(native || inspected.on_store)
             .with_journal_seen(seen);
@@ -187,7 +178,12 @@ impl Gateway {
             // The bucket's period raised to cover the new date, where allowed.
             self.cover(&bucket, since, &lock, &permit).await;
         }
-        let entry = entry.ok_or_else(|| GatewayError::Internal("journal record missing".into()))?;
+        let entry = journal::Entry::new(
+            self.locks.now(),
+            change,
+            inspected.journal_newest,
+            u32::try_from(inspected.journal_len).unwrap_or(u32::MAX),
+        );
         let resp = self.write_journal(&resolved, &entry, permit).await?;
         self.settle_lock_change(&resolved, resp, false)
     }

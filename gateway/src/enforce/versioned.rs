@@ -169,6 +169,17 @@ impl Lister for BackendLister<'_> {
     }
 }
 
+/// The first name under `prefix`, one folder deep (no name the gateway writes there holds a
+/// `/` after such a prefix: a file-system store reads one folder, not the bucket).
+fn first_of(prefix: &str) -> BackendList {
+    BackendList {
+        prefix: prefix.to_owned(),
+        delimiter: Some("/".into()),
+        max_keys: 1,
+        ..BackendList::default()
+    }
+}
+
 /// A backend query value, percent-encoded.
 fn q(name: &str, value: &str) -> String {
     format!("&{name}={}", encode_query_value(value))
@@ -356,14 +367,7 @@ impl Gateway {
     ) -> Result<Option<VersionId>, GatewayError> {
         let page = self
             .lister(bucket)
-            .list(&BackendList {
-                prefix: layout::versions_of(key),
-                // No version name holds a `/` after the prefix: a file-system store then
-                // reads one folder, not the bucket.
-                delimiter: Some("/".into()),
-                max_keys: 1,
-                ..BackendList::default()
-            })
+            .list(&first_of(&layout::versions_of(key)))
             .await?;
         Ok(page.items.iter().find_map(|item| match item {
             listing::BackendItem::Object(o) => {
@@ -750,7 +754,10 @@ impl Gateway {
         let xml = bytes::Bytes::from(lock_xml::render_lock_configuration(lock));
         // Later than the newest record, whatever this gateway's clock says: the newest record
         // is the configuration.
-        let newest = self.newest_bucket_lock_record(bucket).await?;
+        let newest = self
+            .newest_bucket_lock_record(bucket)
+            .await?
+            .and_then(|name| VersionId::parse(name.strip_prefix(layout::bucket_lock_records())?));
         let target = Target {
             bucket: Some(bucket.to_owned()),
             key: Some(layout::bucket_lock_record(&VersionId::new_after(
@@ -784,22 +791,18 @@ impl Gateway {
         }
     }
 
-    /// The id of the newest record of the bucket's lock configuration, if any.
+    /// The backend name of the newest record of the bucket's lock configuration, if any.
     async fn newest_bucket_lock_record(
         &self,
         bucket: &str,
-    ) -> Result<Option<VersionId>, GatewayError> {
+    ) -> Result<Option<String>, GatewayError> {
         let page = self
             .lister(bucket)
-            .list(&BackendList {
-                prefix: layout::bucket_lock_records().to_owned(),
-                delimiter: Some("/".into()),
-                max_keys: 1,
-                ..BackendList::default()
-            })
+            .list(&first_of(layout::bucket_lock_records()))
             .await?;
-        Ok(page.items.first().and_then(|item| {
-            VersionId::parse(item.name().strip_prefix(layout::bucket_lock_records())?)
+        Ok(page.items.into_iter().find_map(|item| match item {
+            listing::BackendItem::Object(o) => Some(o.name),
+            listing::BackendItem::Prefix(_) => None,
         }))
     }
 
@@ -810,21 +813,14 @@ impl Gateway {
         &self,
         bucket: &str,
     ) -> Result<Option<policy::lock::BucketLock>, GatewayError> {
-        let lister = self.lister(bucket);
-        let first = |prefix: &str| BackendList {
-            prefix: prefix.to_owned(),
-            delimiter: Some("/".into()),
-            max_keys: 1,
-            ..BackendList::default()
-        };
-        let records = match lister.list(&first(layout::bucket_lock_records())).await {
+        let newest = match self.newest_bucket_lock_record(bucket).await {
             Err(GatewayError::NoSuchBucket) => return Ok(None),
             r => r?,
         };
-        if let Some(listing::BackendItem::Object(o)) = records.items.first() {
+        if let Some(name) = newest {
             let target = Target {
                 bucket: Some(bucket.to_owned()),
-                key: Some(o.name.clone()),
+                key: Some(name),
             };
             let resp = self
                 .read(ReadMethod::Get, &target, None, HeaderMap::new())
@@ -846,7 +842,10 @@ impl Gateway {
                     ))
                 });
         }
-        let versions = lister.list(&first(&layout::versions_prefix(""))).await?;
+        let versions = self
+            .lister(bucket)
+            .list(&first_of(&layout::versions_prefix("")))
+            .await?;
         Ok(
             (!versions.items.is_empty()).then_some(policy::lock::BucketLock {
                 enabled: true,
