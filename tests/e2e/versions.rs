@@ -23,7 +23,8 @@ use wormgate_tests::locks::in_secs;
 use wormgate_tests::{LocalStack, Stack, s3_client};
 
 /// One S3 call of a scenario. `ver` picks a version by the order it was written to its key
-/// (`Some(1)` the first); `None` is the call without a version id.
+/// (`Some(1)` the first; `Some(0)` the `null` version, an object from before versioning);
+/// `None` is the call without a version id.
 #[derive(Debug, Clone)]
 enum Step {
     Put(&'static str, &'static str),
@@ -42,6 +43,8 @@ enum Step {
     GetLegalHold(&'static str, Option<usize>),
     DefaultRetention(ObjectLockMode, i32),
     GetVersioning,
+    /// PutBucketVersioning: `Enabled`, or `Suspended` if false.
+    PutVersioning(bool),
     /// ListObjectsV2 followed page by page: prefix, delimiter, max-keys.
     ListV2(&'static str, Option<&'static str>, i32),
     ListV1(&'static str, Option<&'static str>, i32),
@@ -56,6 +59,15 @@ struct Side {
     written: HashMap<String, Vec<(String, String)>>,
     by_id: HashMap<String, String>,
     secs_offset: i64,
+}
+
+/// `200` for a call that succeeded, else its status and error code.
+fn status_of<T, E, R>(r: &Result<T, SdkError<E, R>>) -> String
+where
+    E: ProvideErrorMetadata,
+    R: std::fmt::Debug + wormgate_tests::locks::HasStatus,
+{
+    r.as_ref().map_or_else(code_of, |_| "200".into())
 }
 
 fn code_of<E, R>(e: &SdkError<E, R>) -> String
@@ -113,6 +125,9 @@ impl Side {
 
     fn version(&self, key: &str, n: Option<usize>) -> Option<String> {
         let n = n?;
+        if n == 0 {
+            return Some("null".into());
+        }
         let list = self.written.get(key)?;
         list.iter()
             .filter(|(s, _)| !s.contains("#m"))
@@ -395,10 +410,7 @@ impl Side {
                     .set_bypass_governance_retention(bypass.then_some(true))
                     .send()
                     .await;
-                match r {
-                    Ok(_) => "200".into(),
-                    Err(e) => code_of(&e),
-                }
+                status_of(&r)
             }
             Step::GetRetention(k, n) => {
                 match c
@@ -432,10 +444,7 @@ impl Side {
                     .legal_hold(ObjectLockLegalHold::builder().status(status).build())
                     .send()
                     .await;
-                match r {
-                    Ok(_) => "200".into(),
-                    Err(e) => code_of(&e),
-                }
+                status_of(&r)
             }
             Step::GetLegalHold(k, n) => {
                 match c
@@ -476,15 +485,30 @@ impl Side {
                     )
                     .send()
                     .await;
-                match r {
-                    Ok(_) => "200".into(),
-                    Err(e) => code_of(&e),
-                }
+                status_of(&r)
             }
             Step::GetVersioning => match c.get_bucket_versioning().bucket(&b).send().await {
                 Ok(o) => format!("200 {:?}", o.status().map(|s| s.as_str().to_owned())),
                 Err(e) => code_of(&e),
             },
+            Step::PutVersioning(enable) => {
+                let status = if enable {
+                    aws_sdk_s3::types::BucketVersioningStatus::Enabled
+                } else {
+                    aws_sdk_s3::types::BucketVersioningStatus::Suspended
+                };
+                let r = c
+                    .put_bucket_versioning()
+                    .bucket(&b)
+                    .versioning_configuration(
+                        aws_sdk_s3::types::VersioningConfiguration::builder()
+                            .status(status)
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                status_of(&r)
+            }
             Step::ListV2(prefix, delimiter, max) => self.list_v2(prefix, delimiter, max).await,
             Step::ListV1(prefix, delimiter, max) => self.list_v1(prefix, delimiter, max).await,
             Step::ListVersions(prefix, delimiter, max) => {
@@ -673,15 +697,24 @@ async fn transcript(side: &mut Side, steps: &[Step]) -> Vec<String> {
     lines
 }
 
-async fn new_side(client: Client, name: &str) -> Side {
+/// What a scenario's bucket is made as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    /// With object lock (and so versioning).
+    Locked,
+    /// Without either: a scenario enables versioning itself.
+    Plain,
+}
+
+async fn new_side(client: Client, name: &str, made: Made) -> Side {
     let bucket = wormgate_tests::unique_bucket(name);
     client
         .create_bucket()
         .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
+        .object_lock_enabled_for_bucket(made == Made::Locked)
         .send()
         .await
-        .expect("create a lock bucket");
+        .expect("create a bucket");
     Side {
         client,
         bucket,
@@ -694,13 +727,14 @@ async fn new_side(client: Client, name: &str) -> Side {
 use Step::*;
 
 /// The scenarios, each named and said where its sequence comes from.
-fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
+fn scenarios() -> Vec<(&'static str, Made, Vec<Step>)> {
     use ObjectLockMode::{Compliance, Governance};
     vec![
         (
             // S3's documented behaviour of versioned buckets: versions, delete markers,
             // reads by id, a marker removed by id.
             "versions and delete markers",
+            Made::Locked,
             vec![
                 GetVersioning,
                 Put("a b", "one"),
@@ -728,6 +762,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
             // Listings at every page boundary: keys that are prefixes of others, spaces,
             // `!`, unicode, deleted keys, delimiters other than `/`, 3 versions of a key.
             "listings",
+            Made::Locked,
             vec![
                 Put("a", "1"),
                 Put("a b", "1"),
@@ -766,6 +801,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
         (
             // Locks apply per version, as on a native bucket.
             "locks per version",
+            Made::Locked,
             vec![
                 PutLocked("k", "locked", Compliance, 3600),
                 Put("k", "free"),
@@ -800,6 +836,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
             // extends the retention of every blob without a version id, deletes without a
             // version id, and a point-in-time view lists versions.
             "kopia",
+            Made::Locked,
             vec![
                 PutLocked("p0001", "pack", Governance, 600),
                 PutLocked("q0001", "index", Governance, 600),
@@ -820,6 +857,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
             // checkpoints listed with a prefix and a `/` delimiter, retention extended and
             // objects deleted by version id.
             "veeam",
+            Made::Locked,
             vec![
                 PutLocked(
                     "Veeam/Backup/job/Clients/c1/blocks/b1",
@@ -854,6 +892,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
             // restic on a bucket with a default retention (its docs, "S3 object lock"): lock
             // files are written, deleted and rewritten every few minutes; packs stay.
             "restic with a default retention",
+            Made::Locked,
             vec![
                 DefaultRetention(Governance, 1),
                 Put("config", "c"),
@@ -871,6 +910,41 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                 ListVersions("data/", None, 1000),
             ],
         ),
+        (
+            // A bucket made without lock on which versioning is enabled later (S3 user guide,
+            // "Working with objects in a versioning-enabled bucket": objects stored before
+            // have the version id null; Commvault enables versioning itself).
+            "plain bucket, versioning enabled",
+            Made::Plain,
+            vec![
+                GetVersioning,
+                Put("old", "before"),
+                Put("old", "overwritten"),
+                Put("dir/x", "x0"),
+                PutVersioning(true),
+                GetVersioning,
+                Get("old", None),
+                Put("old", "v1"),
+                Put("old", "v2"),
+                Get("old", Some(0)),
+                Get("old", Some(1)),
+                ListVersions("", None, 1000),
+                ListVersions("", None, 2),
+                ListV2("", Some("/"), 1000),
+                PutVersioning(true),
+                Delete("old", None),
+                Get("old", None),
+                Delete("old", Some(0)),
+                Get("old", Some(0)),
+                ListVersions("", None, 1000),
+                Delete("dir/x", None),
+                ListV2("", None, 1000),
+                // (A locked PUT is left out: LocalStack takes it on a bucket without lock,
+                // where S3 answers 400 InvalidRequest, as wormgate does.)
+                PutRetention("old", Some(1), Governance, 60, false),
+                ListVersions("", Some("/"), 1000),
+            ],
+        ),
     ]
 }
 
@@ -886,9 +960,9 @@ async fn wormgate_versions_match_localstack() {
     let mut differences = Vec::new();
     let mut unanswered = Vec::new();
     let mut count = 0;
-    for (name, steps) in scenarios() {
-        let mut reference = new_side(reference_client.clone(), "ref").await;
-        let mut ours = new_side(stack.admin(), "ours").await;
+    for (name, made, steps) in scenarios() {
+        let mut reference = new_side(reference_client.clone(), "ref", made).await;
+        let mut ours = new_side(stack.admin(), "ours", made).await;
         let want = transcript(&mut reference, &steps).await;
         let got = transcript(&mut ours, &steps).await;
         count += steps.len();
@@ -979,13 +1053,28 @@ async fn everything(stack: &Stack, bucket: &str) -> (String, String, Vec<String>
     (versions, current, locks)
 }
 
+/// Stops the gateway, deletes its index, runs `index rebuild` and starts the gateway again.
+async fn lose_index_and_rebuild(stack: &mut Stack) -> wormgate::ops::rebuild::RebuildReport {
+    let dir = stack.settings.locks.index_dir.clone();
+    stack.stop_gateway_for_test().await;
+    std::fs::remove_dir_all(&dir).expect("lose the index");
+    let report = {
+        let server = wormgate::server::Server::new(&stack.settings)
+            .await
+            .expect("server");
+        server.rebuild_index().await.expect("rebuild")
+    };
+    stack.restart_gateway().await;
+    report
+}
+
 /// `index rebuild` after the index is lost reproduces every version, delete marker and lock:
 /// versions and markers live in their backend names, locks in their metadata, the bucket's
 /// lock configuration in its record on the backend.
 #[tokio::test]
 async fn a_lost_index_is_rebuilt_with_every_version_marker_and_lock() {
     let mut stack = Stack::start().await;
-    let mut side = new_side(stack.admin(), "rebuild").await;
+    let mut side = new_side(stack.admin(), "rebuild", Made::Locked).await;
     let bucket = side.bucket.clone();
     for step in [
         DefaultRetention(ObjectLockMode::Governance, 1),
@@ -1008,18 +1097,9 @@ async fn a_lost_index_is_rebuilt_with_every_version_marker_and_lock() {
     let before = everything(&stack, &bucket).await;
     assert!(before.2.len() > 4, "{:?}", before.2);
 
-    let dir = stack.settings.locks.index_dir.clone();
-    stack.stop_gateway_for_test().await;
-    std::fs::remove_dir_all(&dir).expect("lose the index");
-    {
-        let server = wormgate::server::Server::new(&stack.settings)
-            .await
-            .expect("server");
-        let report = server.rebuild_index().await.expect("rebuild");
-        println!("rebuild: {report:?}");
-        assert_eq!(report.unreadable, 0);
-    }
-    stack.restart_gateway().await;
+    let report = lose_index_and_rebuild(&mut stack).await;
+    println!("rebuild: {report:?}");
+    assert_eq!(report.unreadable, 0);
     let after = everything(&stack, &bucket).await;
     assert_eq!(after.0, before.0, "versions and markers");
     assert_eq!(after.1, before.1, "current objects");
@@ -1045,13 +1125,89 @@ async fn a_lost_index_is_rebuilt_with_every_version_marker_and_lock() {
     );
 }
 
+/// Versioning enabled on a bucket without lock is a record on the store: another gateway
+/// serves the versions too, and so does this one after its index is lost and rebuilt, which
+/// takes the bucket for a versioned bucket, not a lock bucket (no retention can be set in it).
+/// Once enabled it cannot be suspended (501); once every version is deleted, the bucket can be.
+#[tokio::test]
+async fn versioning_enabled_on_a_plain_bucket_is_kept_on_the_store() {
+    let mut stack = Stack::start().await;
+    let mut side = new_side(stack.admin(), "plainver", Made::Plain).await;
+    let bucket = side.bucket.clone();
+    for step in [
+        Put("k", "before"),
+        PutVersioning(true),
+        Put("k", "v1"),
+        Delete("k", None),
+        Put("k", "v2"),
+    ] {
+        let answer = side.run(&step).await;
+        assert!(answer.starts_with("20"), "{step:?}: {answer}");
+    }
+    assert_eq!(
+        side.run(&PutVersioning(false)).await,
+        "501 NotImplemented",
+        "versioning served by the gateway stays enabled"
+    );
+    let listed = side.list_versions("", None, 1000).await;
+    assert_eq!(listed, "[k#2* k#1 null markers: k#m1 ] ");
+
+    // Another gateway reads the record: the same versions, versioning enabled.
+    let other = stack.beside().await;
+    let mut there = Side {
+        client: other.admin(),
+        bucket: bucket.clone(),
+        written: side.written.clone(),
+        by_id: side.by_id.clone(),
+        secs_offset: 0,
+    };
+    assert_eq!(there.run(&GetVersioning).await, "200 Some(\"Enabled\")");
+    assert_eq!(there.list_versions("", None, 1000).await, listed);
+    assert_eq!(there.run(&Get("k", None)).await, "200 version=k#2 body=v2");
+
+    // The index is lost and rebuilt: still versioned, and not a lock bucket.
+    lose_index_and_rebuild(&mut stack).await;
+    side.client = stack.admin();
+    assert_eq!(side.run(&GetVersioning).await, "200 Some(\"Enabled\")");
+    assert_eq!(side.list_versions("", None, 1000).await, listed);
+    let retention = side
+        .run(&PutRetention(
+            "k",
+            Some(1),
+            ObjectLockMode::Governance,
+            60,
+            false,
+        ))
+        .await;
+    assert_eq!(retention, "400 InvalidRequest", "no lock on a plain bucket");
+
+    // Every version and marker deleted by id: the bucket is empty and can be deleted.
+    for step in [
+        Delete("k", Some(1)),
+        Delete("k", Some(2)),
+        DeleteMarker("k", 1),
+        Delete("k", Some(0)),
+    ] {
+        let answer = side.run(&step).await;
+        assert!(answer.starts_with("204"), "{step:?}: {answer}");
+    }
+    side.client
+        .delete_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("an empty versioned bucket is deleted");
+    let gone = side.client.head_bucket().bucket(&bucket).send().await;
+    assert!(gone.is_err(), "the bucket is gone");
+}
+
 /// The latest version a gateway remembers is only a shortcut for reads: when it is gone from
 /// the store (deleted through another gateway), the store's listing answers, and a read never
 /// fails for it.
 #[tokio::test]
 async fn a_remembered_latest_that_is_gone_is_read_again_from_the_store() {
     let stack = Stack::start().await;
-    let mut side = new_side(stack.admin(), "remembered").await;
+    let mut side = new_side(stack.admin(), "remembered", Made::Locked).await;
     for step in [Put("k", "one"), Put("k", "two"), Get("k", None)] {
         side.run(&step).await;
     }

@@ -5,7 +5,7 @@
 //! configuration lives in the gateway's index, since the backend has no place for it.
 
 use http::StatusCode;
-use policy::lock::Profile;
+use policy::lock::{Profile, Versioning};
 use policy::rules::{Action, BucketContents, DenyReason};
 use s3s::{Body, S3Response};
 
@@ -17,6 +17,7 @@ use crate::error::GatewayError;
 use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::reply_with;
+use crate::versions::layout;
 
 impl Gateway {
     /// Whether the backend lists no object in `bucket` (one ListObjectsV2 of one key).
@@ -37,6 +38,82 @@ impl Gateway {
         // its lock configuration for as long as it exists, so that no gateway, however stale its
         // index, ever takes it for a plain bucket (and gives it a lifecycle rule).
         Ok(lock_xml::listing_is_empty(&body))
+    }
+
+    /// Before DeleteBucket of a versioned bucket without lock: removes the records that it is
+    /// versioned if nothing else is left in it (an empty versioned bucket can be deleted, as
+    /// on S3). Should a write land between, the bucket holds versions and no such record: any
+    /// gateway then takes it for a lock bucket, which is stricter, never weaker.
+    async fn forget_versioning_of_empty(
+        &self,
+        bucket: &str,
+        action: Action,
+        facts: &policy::rules::Facts,
+    ) -> Result<(), GatewayError> {
+        let everything = crate::versions::listing::BackendList {
+            max_keys: 100,
+            ..Default::default()
+        };
+        let page =
+            crate::versions::listing::Lister::list(&self.lister(bucket), &everything).await?;
+        let mut records = Vec::new();
+        for item in page.items {
+            match item {
+                crate::versions::listing::BackendItem::Object(o)
+                    if o.name.starts_with(layout::bucket_versioning_records()) =>
+                {
+                    records.push(o.name);
+                }
+                _ => return Ok(()),
+            }
+        }
+        if page.next_continuation.is_some() {
+            return Ok(());
+        }
+        for name in records {
+            let target = crate::s3::target::Target {
+                bucket: Some(bucket.to_owned()),
+                key: Some(name),
+            };
+            let permit = self.permit_again(action, facts).await?;
+            let resp = self
+                .send_empty(http::Method::DELETE, &target, permit)
+                .await?;
+            if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+                return Err(GatewayError::BackendUnavailable(format!(
+                    "removing the versioning record of {bucket} answered {}",
+                    resp.status()
+                )));
+            }
+        }
+        self.locks.update_bucket(bucket, |r| r.versioned = false)?;
+        self.locks.forget_bucket(bucket);
+        Ok(())
+    }
+
+    /// Whether the backend has the bucket (HeadBucket).
+    ///
+    /// # Errors
+    /// 503 when the store cannot say.
+    async fn bucket_exists(
+        &self,
+        target: &crate::s3::target::Target,
+    ) -> Result<bool, GatewayError> {
+        let resp = self
+            .read(
+                crate::backend::ReadMethod::Head,
+                target,
+                None,
+                http::HeaderMap::new(),
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            s => Err(GatewayError::BackendUnavailable(format!(
+                "HeadBucket answered {s}"
+            ))),
+        }
     }
 
     /// Whether the store holds lifecycle rules for `bucket`: a bucket with some must not become
@@ -144,22 +221,8 @@ impl Gateway {
         }
         // The bucket must exist on the backend. The change is recorded there as a new record
         // (see `record_bucket_lock`), which every gateway reads, and in the index.
-        let resp = self
-            .read(
-                crate::backend::ReadMethod::Head,
-                &call.target,
-                None,
-                http::HeaderMap::new(),
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        if !self.bucket_exists(&call.target).await? {
             return Err(GatewayError::NoSuchBucket);
-        }
-        if !resp.status().is_success() {
-            return Err(GatewayError::BackendUnavailable(format!(
-                "HeadBucket answered {}",
-                resp.status()
-            )));
         }
         // The backend's bucket retention is the lock; it cannot be switched off.
         let mut lock = lock;
@@ -209,8 +272,34 @@ impl Gateway {
         let permit = self
             .decide(Action::PutVersioning { suspend }, &facts)
             .await?;
-        if crate::enforce::versioned::serves_versions(&bucket_facts) {
+        let served = crate::enforce::versioned::serves_versions(&bucket_facts);
+        if served && suspend {
+            // Only a bucket without lock gets here (`decide` refused it on a lock bucket).
+            return Err(GatewayError::NotImplemented(
+                "Versioning served by the gateway, once enabled, cannot be suspended".into(),
+            ));
+        }
+        if served {
             // The gateway serves this bucket's versions: enabled it is, and stays.
+            let _ = permit;
+            return Ok(crate::enforce::ok_empty());
+        }
+        if !suspend && bucket_facts.profile != Profile::Native {
+            // The store keeps one version per key: the gateway serves the versions, from the
+            // bucket's present objects (its `null` versions) on. The bucket must exist.
+            if !self.bucket_exists(&call.target).await? {
+                return Err(GatewayError::NoSuchBucket);
+            }
+            self.record_versioning(&bucket, permit).await?;
+            self.locks.update_bucket(&bucket, |r| r.versioned = true)?;
+            return Ok(crate::enforce::ok_empty());
+        }
+        if bucket_facts.profile != Profile::Native {
+            // Suspending versioning on a bucket that never had it: it keeps one version per
+            // key, as it did (GetBucketVersioning goes on answering that it was never enabled).
+            if !self.bucket_exists(&call.target).await? {
+                return Err(GatewayError::NoSuchBucket);
+            }
             let _ = permit;
             return Ok(crate::enforce::ok_empty());
         }
@@ -220,6 +309,26 @@ impl Gateway {
         let resp = self.forward(&mut call, headers, permit).await?;
         self.locks.forget_bucket(&bucket);
         Ok(reply(resp))
+    }
+
+    /// GetBucketVersioning of a bucket whose versions the gateway does not serve: a native
+    /// backend's own answer; elsewhere versioning was never enabled (the store's own state,
+    /// if it has one, is not the gateway's).
+    pub(crate) async fn get_versioning(
+        &self,
+        mut call: Call<'_>,
+    ) -> Result<S3Response<Body>, GatewayError> {
+        let bucket = call.bucket()?.to_owned();
+        if self.locks.profile_of(&bucket) == Profile::Native {
+            return self.pass_read(&mut call).await;
+        }
+        if !self.bucket_exists(&call.target).await? {
+            return Err(GatewayError::NoSuchBucket);
+        }
+        Ok(reply_with(
+            StatusCode::OK,
+            Some(lock_xml::render_versioning_never().into()),
+        ))
     }
 
     /// Lifecycle rules, other settings, DeleteBucket: decided on the bucket's contents.
@@ -234,7 +343,7 @@ impl Gateway {
         if action == Action::PutLifecycle && bucket_facts.profile == Profile::Gateway {
             // Whatever this gateway's index says: if the backend records the bucket as a lock
             // bucket (another gateway made it one), no rule may expire its versions.
-            if let Some(lock) = self.bucket_lock_on_backend(&bucket).await? {
+            if let Some(lock) = self.bucket_on_backend(&bucket).await?.lock {
                 bucket_facts.lock.enabled |= lock.enabled;
             }
         }
@@ -265,6 +374,14 @@ impl Gateway {
             };
         }
         let permit = self.decide(action, &facts).await?;
+        if action == Action::DeleteBucket
+            && !native
+            && !bucket_facts.lock.enabled
+            && bucket_facts.versioning == Versioning::Enabled
+        {
+            self.forget_versioning_of_empty(&bucket, action, &facts)
+                .await?;
+        }
         if action == Action::DeleteBucket
             && !native
             && !self.backend_bucket_is_empty(&bucket).await?

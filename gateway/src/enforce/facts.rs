@@ -16,6 +16,7 @@ use crate::versions::journal;
 use crate::versions::layout::VersionId;
 use crate::versions::listing::{BackendList, Lister};
 
+use crate::enforce::locks::BucketSettings;
 use crate::enforce::{Call, Gateway};
 
 /// How long a reading of a bucket's lock configuration from the store stands before it is read
@@ -115,16 +116,18 @@ impl Gateway {
                 })
             }
             // A lock bucket is versioned, as on AWS: the gateway serves its versions
-            // (`versioned`). Other buckets keep one version per key. The backend's bucket
+            // (`versioned`), as it does those of a bucket on which a client enabled
+            // versioning. Other buckets keep one version per key. The backend's bucket
             // retention (`bucket-retention`) stands for object lock: always enabled, with the
             // default retention the gateway applies.
             Profile::Gateway | Profile::BucketRetention => {
-                let mut lock = self.recorded_bucket_lock(bucket).await?;
+                let settings = self.recorded_bucket(bucket).await?;
+                let mut lock = settings.lock;
                 lock.enabled |= profile == Profile::BucketRetention;
                 Ok(BucketFacts {
                     profile,
                     lock,
-                    versioning: if lock.enabled {
+                    versioning: if lock.enabled || settings.versioned {
                         Versioning::Enabled
                     } else {
                         Versioning::Unversioned
@@ -134,31 +137,43 @@ impl Gateway {
         }
     }
 
-    /// A `gateway` or `bucket-retention` bucket's lock configuration: the newest record on the
-    /// store (`versioned::record_bucket_lock`), which every gateway writes on a change, else
+    /// A `gateway` or `bucket-retention` bucket's lock configuration and versioning: what the
+    /// store records (`versioned::StoredBucket`), which every gateway writes on a change, else
     /// the index's (buckets from before those records). Kept in memory and read again once
     /// older than `BUCKET_RECHECK`: a change made through another gateway (a bucket made a
-    /// lock bucket, a new default retention) applies here within that time. Where the store
-    /// cannot be read, the last reading (or the index) stands.
-    async fn recorded_bucket_lock(&self, bucket: &str) -> Result<BucketLock, GatewayError> {
+    /// lock bucket, a new default retention, versioning enabled) applies here within that
+    /// time. Where the store cannot be read, the last reading (or the index) stands.
+    async fn recorded_bucket(&self, bucket: &str) -> Result<BucketSettings, GatewayError> {
         let cached = self.locks.bucket_locks.get(bucket).map(|e| *e);
-        if let Some((lock, at)) = cached
+        if let Some((settings, at)) = cached
             && at.elapsed() < BUCKET_RECHECK
         {
-            return Ok(lock);
+            return Ok(settings);
         }
-        let indexed = self.locks.index.bucket(bucket)?.map(|r| r.lock);
-        let lock = match self.bucket_lock_on_backend(bucket).await {
-            Ok(Some(stored)) => {
-                if indexed != Some(stored) {
-                    self.locks.update_bucket(bucket, |r| r.lock = stored)?;
+        let indexed = self.locks.index.bucket(bucket)?.map(|r| BucketSettings {
+            lock: r.lock,
+            versioned: r.versioned,
+        });
+        let settings = match self.bucket_on_backend(bucket).await {
+            Ok(stored) => {
+                let settings = BucketSettings {
+                    lock: stored.lock.or(indexed.map(|i| i.lock)).unwrap_or_default(),
+                    // Versioning once enabled stays, whichever of the two says it.
+                    versioned: stored.versioned || indexed.is_some_and(|i| i.versioned),
+                };
+                if stored.lock.is_some() && indexed != Some(settings)
+                    || stored.versioned && !indexed.is_some_and(|i| i.versioned)
+                {
+                    self.locks.update_bucket(bucket, |r| {
+                        r.lock = settings.lock;
+                        r.versioned = settings.versioned;
+                    })?;
                 }
-                stored
+                settings
             }
-            Ok(None) => indexed.unwrap_or_default(),
-            Err(e) => match cached.map(|(lock, _)| lock).or(indexed) {
-                Some(known) if known.enabled => {
-                    tracing::warn!(%bucket, error = %e, "bucket lock records unreadable; the last reading stands");
+            Err(e) => match cached.map(|(settings, _)| settings).or(indexed) {
+                Some(known) if known.lock.enabled || known.versioned => {
+                    tracing::warn!(%bucket, error = %e, "bucket records unreadable; the last reading stands");
                     return Ok(known);
                 }
                 _ => return Err(e),
@@ -166,8 +181,8 @@ impl Gateway {
         };
         self.locks
             .bucket_locks
-            .insert(bucket.to_owned(), (lock, std::time::Instant::now()));
-        Ok(lock)
+            .insert(bucket.to_owned(), (settings, std::time::Instant::now()));
+        Ok(settings)
     }
 
     /// Reads a small backend reply whole (bucket configuration XML).
@@ -437,8 +452,7 @@ impl Gateway {
                 entry,
             )),
         };
-        self.send_empty(http::Method::PUT, &target, HeaderMap::new(), permit)
-            .await
+        self.send_empty(http::Method::PUT, &target, permit).await
     }
 
     /// Confirms against the backend an answer on the index's word alone. An allow of a

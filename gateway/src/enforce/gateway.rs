@@ -224,15 +224,15 @@ impl Gateway {
         self.observe(started, resp)
     }
 
-    /// Sends one request without a body (a delete, a delete marker, a copy onto itself) the
-    /// policy allowed.
+    /// Sends one request without a body or headers of its own (a delete, a delete marker, a
+    /// journal record) the policy allowed.
     pub(crate) async fn send_empty(
         &self,
         method: Method,
         target: &Target,
-        mut headers: HeaderMap,
         permit: Permit,
     ) -> Result<Response<Incoming>, GatewayError> {
+        let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         let body = crate::enforce::empty_body();
         self.send(

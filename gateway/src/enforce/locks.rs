@@ -35,9 +35,26 @@ pub struct Locks {
     /// The lock configuration of each `gateway` and `bucket-retention` bucket as last read
     /// (the store's newest record, else the index's), and when: read again from the store
     /// once older than `facts::BUCKET_RECHECK`; a change through this gateway replaces it.
-    pub(crate) bucket_locks: DashMap<String, (BucketLock, std::time::Instant)>,
+    pub(crate) bucket_locks: DashMap<String, (BucketSettings, std::time::Instant)>,
     /// When a refusal from the index was last checked against each version's journal.
     refusals_checked: DashMap<ObjectRef, std::time::Instant>,
+}
+
+/// A `gateway` or `bucket-retention` bucket's settings, as the gateway last read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BucketSettings {
+    pub lock: BucketLock,
+    /// A client enabled versioning on the bucket (a lock bucket is versioned regardless).
+    pub versioned: bool,
+}
+
+impl BucketSettings {
+    fn of(record: &BucketRecord) -> Self {
+        Self {
+            lock: record.lock,
+            versioned: record.versioned,
+        }
+    }
 }
 
 /// How long a refusal checked against a version's journal stands before the next refusal of a
@@ -98,8 +115,10 @@ impl Locks {
             self.index.put_bucket(bucket, &record)?;
         }
         // The new record replaces whatever a reader cached, even one it read just before.
-        self.bucket_locks
-            .insert(bucket.to_owned(), (record.lock, std::time::Instant::now()));
+        self.bucket_locks.insert(
+            bucket.to_owned(),
+            (BucketSettings::of(&record), std::time::Instant::now()),
+        );
         Ok(())
     }
 

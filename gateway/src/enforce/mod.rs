@@ -103,6 +103,7 @@ impl Gateway {
                 self.put_lock_configuration(call).await
             }
             S3Op::PutBucketConfig(BucketConfig::Versioning) => self.put_versioning(call).await,
+            S3Op::GetBucketConfig(BucketConfig::Versioning) => self.get_versioning(call).await,
             S3Op::PutBucketConfig(BucketConfig::Lifecycle) => {
                 self.bucket_action(call, Action::PutLifecycle).await
             }

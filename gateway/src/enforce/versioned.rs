@@ -510,9 +510,7 @@ impl Gateway {
             bucket: Some(bucket.to_owned()),
             key: Some(layout::version_name(key, &id)),
         };
-        let resp = self
-            .send_empty(Method::PUT, &target, HeaderMap::new(), permit)
-            .await?;
+        let resp = self.send_empty(Method::PUT, &target, permit).await?;
         if resp.status().is_success() {
             self.note_written(bucket, key, &id)?;
             Ok(Ok(id))
@@ -742,6 +740,17 @@ pub(crate) async fn with_client_names(
     Ok(out)
 }
 
+/// What the store records of a `gateway` or `bucket-retention` bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StoredBucket {
+    /// Its object lock configuration: the newest record, else enabled without a default if
+    /// the bucket holds versions the gateway wrote and no record says a client enabled
+    /// versioning alone (then only a lock bucket has versions); `None` when nothing says.
+    pub lock: Option<policy::lock::BucketLock>,
+    /// A record says a client enabled versioning on the bucket.
+    pub versioned: bool,
+}
+
 impl Gateway {
     /// Records the bucket's object lock configuration on the backend, as a new record (never
     /// a rewrite): what any gateway, or this one after losing its index, reads back.
@@ -755,28 +764,49 @@ impl Gateway {
         // Later than the newest record, whatever this gateway's clock says: the newest record
         // is the configuration.
         let newest = self
-            .newest_bucket_lock_record(bucket)
+            .first_name(bucket, layout::bucket_lock_records())
             .await?
             .and_then(|name| VersionId::parse(name.strip_prefix(layout::bucket_lock_records())?));
+        let id = VersionId::new_after(self.locks.now(), newest.as_ref(), Kind::Object);
+        self.put_record(bucket, layout::bucket_lock_record(&id), xml, permit)
+            .await
+    }
+
+    /// Records on the backend that a client enabled versioning on the bucket (one new, empty
+    /// record): every gateway serves its versions from then on.
+    pub(crate) async fn record_versioning(
+        &self,
+        bucket: &str,
+        permit: Permit,
+    ) -> Result<(), GatewayError> {
+        let id = VersionId::new_after(self.locks.now(), None, Kind::Object);
+        let name = layout::bucket_versioning_record(&id);
+        self.put_record(bucket, name, bytes::Bytes::new(), permit)
+            .await
+    }
+
+    /// Writes one record of the bucket's settings under a name never written before.
+    async fn put_record(
+        &self,
+        bucket: &str,
+        name: String,
+        body: bytes::Bytes,
+        permit: Permit,
+    ) -> Result<(), GatewayError> {
         let target = Target {
             bucket: Some(bucket.to_owned()),
-            key: Some(layout::bucket_lock_record(&VersionId::new_after(
-                self.locks.now(),
-                newest.as_ref(),
-                Kind::Object,
-            ))),
+            key: Some(name),
         };
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(xml.len()));
-        headers.insert("content-md5", crate::enforce::gateway::content_md5(&xml));
-        let body = crate::enforce::bytes_body(xml);
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        headers.insert("content-md5", crate::enforce::gateway::content_md5(&body));
         let resp = self
             .send(
                 Method::PUT,
                 &target,
                 None,
                 headers,
-                body,
+                crate::enforce::bytes_body(body),
                 Payload::Unsigned,
                 permit,
             )
@@ -785,38 +815,36 @@ impl Gateway {
             Ok(())
         } else {
             Err(GatewayError::BackendUnavailable(format!(
-                "recording the lock configuration of {bucket} answered {}",
+                "recording the settings of {bucket} answered {}",
                 resp.status()
             )))
         }
     }
 
-    /// The backend name of the newest record of the bucket's lock configuration, if any.
-    async fn newest_bucket_lock_record(
-        &self,
-        bucket: &str,
-    ) -> Result<Option<String>, GatewayError> {
-        let page = self
-            .lister(bucket)
-            .list(&first_of(layout::bucket_lock_records()))
-            .await?;
+    /// The backend name of the first (for records: the newest) name under `prefix`, if any.
+    async fn first_name(&self, bucket: &str, prefix: &str) -> Result<Option<String>, GatewayError> {
+        let page = self.lister(bucket).list(&first_of(prefix)).await?;
         Ok(page.items.into_iter().find_map(|item| match item {
             listing::BackendItem::Object(o) => Some(o.name),
             listing::BackendItem::Prefix(_) => None,
         }))
     }
 
-    /// The bucket's object lock configuration as the backend records it: its newest record,
-    /// else enabled without a default if the bucket holds versions the gateway wrote (only
-    /// lock buckets have them); `None` when the backend records nothing.
-    pub(crate) async fn bucket_lock_on_backend(
+    /// What the backend records of the bucket's lock configuration and versioning (see
+    /// `StoredBucket`); nothing for a bucket the backend does not have.
+    pub(crate) async fn bucket_on_backend(
         &self,
         bucket: &str,
-    ) -> Result<Option<policy::lock::BucketLock>, GatewayError> {
-        let newest = match self.newest_bucket_lock_record(bucket).await {
-            Err(GatewayError::NoSuchBucket) => return Ok(None),
+    ) -> Result<StoredBucket, GatewayError> {
+        let read = tokio::try_join!(
+            self.first_name(bucket, layout::bucket_lock_records()),
+            self.first_name(bucket, layout::bucket_versioning_records()),
+        );
+        let (newest, versioning) = match read {
+            Err(GatewayError::NoSuchBucket) => return Ok(StoredBucket::default()),
             r => r?,
         };
+        let versioned = versioning.is_some();
         if let Some(name) = newest {
             let target = Target {
                 bucket: Some(bucket.to_owned()),
@@ -834,23 +862,32 @@ impl Gateway {
             let body =
                 lock_xml::read_capped(Body::from(resp.into_body()), lock_xml::POLICY_BODY_CAP)
                     .await?;
-            return lock_xml::parse_lock_configuration(&body)
-                .map(Some)
-                .map_err(|e| {
-                    GatewayError::BackendUnavailable(format!(
-                        "the lock configuration recorded for {bucket} is unreadable: {e}"
-                    ))
-                });
+            let lock = lock_xml::parse_lock_configuration(&body).map_err(|e| {
+                GatewayError::BackendUnavailable(format!(
+                    "the lock configuration recorded for {bucket} is unreadable: {e}"
+                ))
+            })?;
+            return Ok(StoredBucket {
+                lock: Some(lock),
+                versioned,
+            });
+        }
+        if versioned {
+            return Ok(StoredBucket {
+                lock: None,
+                versioned,
+            });
         }
         let versions = self
             .lister(bucket)
             .list(&first_of(&layout::versions_prefix("")))
             .await?;
-        Ok(
-            (!versions.items.is_empty()).then_some(policy::lock::BucketLock {
+        Ok(StoredBucket {
+            lock: (!versions.items.is_empty()).then_some(policy::lock::BucketLock {
                 enabled: true,
                 default_retention: None,
             }),
-        )
+            versioned,
+        })
     }
 }

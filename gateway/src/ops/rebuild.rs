@@ -9,8 +9,9 @@
 //! Versions the gateway serves are read back from their names (`versions::layout`): key, id
 //! and kind; a delete marker has no lock to read.
 //! A gateway-profile bucket's lock configuration (default retention included) is read from the
-//! records the backend keeps of it (`.wormgate/bucket/lock!…`); buckets found holding locks or
-//! versions are marked lock-enabled. A bucket configured before those records existed keeps its
+//! records the backend keeps of it (`.wormgate/bucket/lock!…`), and its versioning from
+//! `.wormgate/bucket/versioning!…`; buckets found holding locks, or versions without such a
+//! versioning record, are marked lock-enabled. A bucket configured before those records existed keeps its
 //! default retention only in the index, and must be set again after the index is lost.
 
 use http::{HeaderMap, StatusCode};
@@ -200,11 +201,13 @@ impl Gateway {
         for bucket in buckets {
             report.buckets += 1;
             let profile = self.locks.profile_of(&bucket);
-            if profile != Profile::Native {
-                // The bucket's lock configuration, default retention included, as the backend
-                // records it (read into the index when the index has none).
-                self.bucket_facts(&bucket).await?;
-            }
+            // The bucket's lock configuration, default retention included, and whether a
+            // client enabled versioning on it, as the backend records them (read into the
+            // index when the index has none).
+            let versioned_alone = profile != Profile::Native && {
+                let facts = self.bucket_facts(&bucket).await?;
+                !facts.lock.enabled && facts.versioning == policy::lock::Versioning::Enabled
+            };
             let mut bucket_locked = 0;
             let versions = self.versions_of(&bucket, profile).await?;
             for (key, version_id) in &versions {
@@ -237,8 +240,9 @@ impl Gateway {
             }
             if profile != Profile::Native {
                 // Every object was read: the index now vouches for the bucket. Versions the
-                // gateway wrote say it was a lock bucket (only those are versioned).
-                let versioned = versions.iter().any(|(_, id)| id.is_some());
+                // gateway wrote say it was a lock bucket, unless a record says a client
+                // enabled versioning on it.
+                let versioned = !versioned_alone && versions.iter().any(|(_, id)| id.is_some());
                 self.locks.update_bucket(&bucket, |r| {
                     r.lock.enabled |= bucket_locked > 0 || versioned;
                 })?;

@@ -348,6 +348,12 @@ pub fn render_versioning(suspend: bool) -> String {
     )
 }
 
+/// GetBucketVersioning's reply for a bucket on which versioning was never enabled.
+#[must_use]
+pub fn render_versioning_never() -> &'static str {
+    r#"<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>"#
+}
+
 /// GetObjectLegalHold's reply.
 #[must_use]
 pub fn render_legal_hold(lock: &ObjectLock) -> String {

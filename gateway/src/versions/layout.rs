@@ -207,6 +207,23 @@ pub fn bucket_lock_records() -> &'static str {
     BUCKET_LOCK
 }
 
+/// Where a bucket without object lock records that a client enabled versioning on it, one
+/// empty record an enabling: `.wormgate/bucket/versioning!<id>`. Versioning, once enabled,
+/// stays: there is no record that turns it off.
+const BUCKET_VERSIONING: &str = ".wormgate/bucket/versioning!";
+
+/// The name of a new record that the bucket is versioned.
+#[must_use]
+pub fn bucket_versioning_record(id: &VersionId) -> String {
+    format!("{BUCKET_VERSIONING}{id}")
+}
+
+/// The prefix under which the records that the bucket is versioned are listed.
+#[must_use]
+pub fn bucket_versioning_records() -> &'static str {
+    BUCKET_VERSIONING
+}
+
 /// The backend name of version `id` of `key`.
 #[must_use]
 pub fn version_name(key: &str, id: &VersionId) -> String {
