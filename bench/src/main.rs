@@ -115,6 +115,11 @@ enum Op {
     Delete,
     /// Creates the bucket (once; 200 or 409 both fine).
     CreateBucket,
+    /// Lists the whole bucket, page after page of 1000 (ListObjectsV2), in one stream.
+    List,
+    /// Lists every version and delete marker, page after page of 1000 (ListObjectVersions),
+    /// in one stream.
+    ListVersions,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -265,6 +270,9 @@ async fn run(load: Load) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if matches!(load.op, Op::List | Op::ListVersions) {
+        return list_all(&load, &client).await;
+    }
     let started = Instant::now();
     #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
     let shared = Arc::new(Shared {
@@ -378,6 +386,8 @@ async fn request(shared: &Shared, s: u64, i: u64) -> anyhow::Result<(u16, u64, S
         Op::CreateBucket => ("PUT", format!("/{}", load.bucket)),
         Op::Put => ("PUT", format!("/{}/{key}", load.bucket)),
         Op::Get => ("GET", format!("/{}/{key}", load.bucket)),
+        // A listing walks its pages in `list_all`, never one request here.
+        Op::List | Op::ListVersions => ("GET", format!("/{}", load.bucket)),
         Op::Head => ("HEAD", format!("/{}/{key}", load.bucket)),
         Op::Delete => ("DELETE", format!("/{}/{key}", load.bucket)),
     };
@@ -445,6 +455,82 @@ async fn request(shared: &Shared, s: u64, i: u64) -> anyhow::Result<(u16, u64, S
         if load.op == Op::Get { read } else { sent },
         String::from_utf8_lossy(&start).into_owned(),
     ))
+}
+
+/// The text of the first `<tag>` element of a listing page, its entities read.
+fn element(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find('<')?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// `--op list` and `--op list-versions`: the whole listing, page by page, each page read
+/// whole; prints one JSON line with the pages, the entries and the time.
+async fn list_all(load: &Load, client: &Client<HttpConnector, Body>) -> anyhow::Result<()> {
+    use wormgate::s3::target::encode_query_value as enc;
+    let started = Instant::now();
+    let (mut pages, mut entries) = (0u64, 0u64);
+    let mut next = String::new();
+    loop {
+        let query = match load.op {
+            Op::List => format!("list-type=2&max-keys=1000{next}"),
+            _ => format!("versions=&max-keys=1000{next}"),
+        };
+        let url = format!("{}/{}?{query}", load.endpoint, load.bucket);
+        let hash = "UNSIGNED-PAYLOAD";
+        let mut req = http::Request::builder()
+            .method("GET")
+            .uri(&url)
+            .header("x-amz-content-sha256", hash)
+            .body(http_body_util::Empty::new().boxed())?;
+        sign_request(&mut req, &load.access_key, &load.secret_key, hash)?;
+        let resp = client.request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        if !status.is_success() {
+            bail!("page {pages}: {status} {}", &text[..text.len().min(300)]);
+        }
+        pages += 1;
+        entries += match load.op {
+            Op::List => text.matches("<Contents>").count(),
+            _ => text.matches("<Version>").count() + text.matches("<DeleteMarker>").count(),
+        } as u64;
+        if !text.contains("<IsTruncated>true</IsTruncated>") {
+            break;
+        }
+        let marker = |tag| element(&text, tag).with_context(|| format!("no {tag} in a page"));
+        next = match load.op {
+            Op::List => format!(
+                "&continuation-token={}",
+                enc(&marker("NextContinuationToken")?)
+            ),
+            _ => format!(
+                "&key-marker={}&version-id-marker={}",
+                enc(&marker("NextKeyMarker")?),
+                enc(&marker("NextVersionIdMarker")?)
+            ),
+        };
+    }
+    let secs = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let line = serde_json::json!({
+        "op": format!("{:?}", load.op).to_lowercase(),
+        "pages": pages,
+        "entries": entries,
+        "secs": secs,
+        "entries_per_s": entries as f64 / secs,
+    });
+    println!("{line}");
+    Ok(())
 }
 
 /// Content-MD5 of the body `body_of(block, size)` would send (the lock API requires a

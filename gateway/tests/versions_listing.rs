@@ -233,10 +233,13 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 async fn all_current(store: &Store, request: &ListRequest) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut after: Option<String> = None;
+    // Carried from page to page as a continuation token carries it.
+    let mut plain_done = false;
     loop {
-        let page = list_current(store, request, after.as_deref())
+        let page = list_current(store, request, after.as_deref(), plain_done)
             .await
             .expect("listing");
+        plain_done = page.plain_done;
         assert!(page.items.len() <= request.max_keys as usize);
         for item in &page.items {
             rows.push(match item {
@@ -393,4 +396,53 @@ fn the_gateways_folder_never_shows_and_is_skipped_in_one_jump() {
     };
     assert!(block_on(all_current(&store, &request)).is_empty());
     assert!(block_on(all_versions(&store, &request)).is_empty());
+}
+
+/// A long listing reads each backend page of the versions folder once: a page of current
+/// keys ends where a backend page is used up rather than read it again for the next request,
+/// and the plain names, once none is left, are not listed again on later pages. Where plain
+/// names (`null` versions) are spread among the keys, each page reads their listing again.
+#[test]
+fn a_long_listing_reads_each_backend_page_once() {
+    for with_null in [false, true] {
+        let bucket: Vec<History> = (0..3000u64)
+            .map(|i| {
+                let n = if i % 2 == 0 { 3 } else { 1 };
+                History {
+                    key: format!("k-{i:05}"),
+                    versions: (0..n)
+                        .map(|j| {
+                            let nanos = 1_000_000 + (n - j) * 10;
+                            (VersionId::from_parts(nanos, i, Kind::Object), false)
+                        })
+                        .collect(),
+                    null: with_null && i % 7 == 0,
+                }
+            })
+            .collect();
+        let store = store_of(&bucket);
+        let request = ListRequest {
+            prefix: String::new(),
+            delimiter: None,
+            max_keys: 250,
+            backend_page: 100,
+        };
+        let rows = block_on(all_current(&store, &request));
+        assert_eq!(rows.len(), 3000);
+        let calls = store.calls.load(Ordering::Relaxed);
+        let pages = store.names.len().div_ceil(100);
+        let client_pages = 3000usize.div_ceil(125);
+        println!(
+            "null versions {with_null}: {} backend names in {pages} pages: {calls} listings",
+            store.names.len()
+        );
+        // Two listings of plain names at the start (the second past the versions folder),
+        // and one to spare.
+        let most = if with_null {
+            pages + client_pages + 3
+        } else {
+            pages + 3
+        };
+        assert!(calls <= most, "{calls} listings for {pages} backend pages");
+    }
 }

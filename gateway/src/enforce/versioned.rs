@@ -566,17 +566,24 @@ impl Gateway {
             S3Op::ListObjectsV2 => {
                 let token = q.get("continuation-token");
                 let start_after = q.get("start-after");
-                let after = match token {
-                    Some(t) => Some(replies::name_of_token(t)?),
-                    None => start_after.filter(|s| !s.is_empty()).map(str::to_owned),
+                let (after, plain_done) = match token {
+                    Some(t) => {
+                        let (name, plain_done) = replies::name_of_token(t)?;
+                        (Some(name), plain_done)
+                    }
+                    None => (
+                        start_after.filter(|s| !s.is_empty()).map(str::to_owned),
+                        false,
+                    ),
                 };
-                let page = listing::list_current(&lister, &request, after.as_deref()).await?;
+                let page =
+                    listing::list_current(&lister, &request, after.as_deref(), plain_done).await?;
                 replies::list_v2(&common, &page, token, start_after)
             }
             _ => {
                 let marker = q.get("marker");
                 let after = marker.filter(|m| !m.is_empty());
-                let page = listing::list_current(&lister, &request, after).await?;
+                let page = listing::list_current(&lister, &request, after, false).await?;
                 replies::list_v1(&common, &page, marker)
             }
         };

@@ -48,6 +48,11 @@ struct Cursor<'a> {
     buffer: VecDeque<BackendItem>,
     exhausted: bool,
     page: u32,
+    /// Reads only what is buffered (`fill`); `missed` says it ran out before the end.
+    offline: bool,
+    missed: bool,
+    /// The buffer was dropped for a jump (not used up) since the last backend page.
+    jumped: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -67,11 +72,36 @@ impl<'a> Cursor<'a> {
             buffer: VecDeque::new(),
             exhausted: false,
             page,
+            offline: false,
+            missed: false,
+            jumped: false,
         }
+    }
+
+    /// A cursor with nothing after its start (known without asking the backend).
+    fn empty(lister: &'a dyn Lister, page: u32) -> Self {
+        Self {
+            exhausted: true,
+            ..Self::new(lister, String::new(), None, None, page)
+        }
+    }
+
+    /// Whether nothing is left: none buffered, and the backend said it had no more.
+    fn is_done(&self) -> bool {
+        self.buffer.is_empty() && self.exhausted
+    }
+
+    /// Whether the backend page read last is used up and more is to be read.
+    fn used_up(&self) -> bool {
+        self.buffer.is_empty() && !self.exhausted && !self.jumped
     }
 
     async fn peek(&mut self) -> Result<Option<&BackendItem>, GatewayError> {
         while self.buffer.is_empty() && !self.exhausted {
+            if self.offline {
+                self.missed = true;
+                break;
+            }
             let page = self
                 .lister
                 .list(&BackendList {
@@ -83,6 +113,7 @@ impl<'a> Cursor<'a> {
                 })
                 .await?;
             self.buffer.extend(page.items);
+            self.jumped = false;
             self.continuation = page.next_continuation;
             self.exhausted = self.continuation.is_none();
         }
@@ -98,6 +129,7 @@ impl<'a> Cursor<'a> {
         let ahead = self.buffer.front().is_none_or(|front| front.name() <= name);
         if ahead {
             self.buffer.clear();
+            self.jumped = true;
             self.continuation = None;
             self.exhausted = false;
             self.start_after = Some(name.to_owned());
@@ -312,6 +344,9 @@ impl Listed<Current> {
 pub struct ListPage<T> {
     pub items: Vec<Listed<T>>,
     pub truncated: bool,
+    /// No plain name (a `null` version, from before versioning) was left after the page's
+    /// last entry: the next page need not look for one (`list_current`'s `plain_done`).
+    pub plain_done: bool,
 }
 
 /// A listing's request, as the client gave it.
@@ -335,7 +370,11 @@ impl ListRequest {
     }
 }
 
-/// The current objects: ListObjects and ListObjectsV2 after `after` (exclusive).
+/// The current objects: ListObjects and ListObjectsV2 after `after` (exclusive). With
+/// `plain_done` (the previous page's, carried in a continuation token) the plain names are not
+/// listed: the versions folder alone holds what follows. Plain names are the `null` versions
+/// from before versioning, which only ever go away; one written since that page (by a gateway
+/// that did not yet know the bucket versioned) shows from the next listing on.
 ///
 /// # Errors
 /// The backend's listing failed.
@@ -343,14 +382,19 @@ pub async fn list_current(
     lister: &dyn Lister,
     request: &ListRequest,
     after: Option<&str>,
+    plain_done: bool,
 ) -> Result<ListPage<Current>, GatewayError> {
     if request.hides_everything() {
         return Ok(ListPage {
             items: Vec::new(),
             truncated: false,
+            plain_done: true,
         });
     }
     let mut walk = CurrentWalk::new(lister, request, after);
+    if plain_done {
+        walk.plain.cursor = Cursor::empty(lister, request.backend_page.max(1));
+    }
     fill(&mut walk, request.max_keys).await
 }
 
@@ -358,24 +402,74 @@ pub async fn list_current(
 trait Walk {
     type Entry;
     async fn next(&mut self) -> Result<Option<Listed<Self::Entry>>, GatewayError>;
+    /// The backend listings it reads: the plain names', then the versions folder's.
+    fn cursors(&mut self) -> [&mut dyn Reading; 2];
+    /// Whether the next entry needs a backend page of the versions folder not read yet, the
+    /// last one read being used up.
+    fn page_used_up(&self) -> bool;
+}
+
+/// What `fill` asks of a backend listing once a page is full.
+trait Reading {
+    fn is_done(&self) -> bool;
+    fn go_offline(&mut self);
+    fn missed(&self) -> bool;
+}
+
+impl Reading for Cursor<'_> {
+    fn is_done(&self) -> bool {
+        Cursor::is_done(self)
+    }
+
+    fn go_offline(&mut self) {
+        self.offline = true;
+    }
+
+    fn missed(&self) -> bool {
+        self.missed
+    }
 }
 
 /// Up to `max_keys` entries, and whether another follows.
+///
+/// Every backend page read is used whole, not read again by the next request: a page at
+/// least half full ends where the versions folder's backend page ends (S3 too may answer
+/// fewer than `max-keys`), and whether one more entry follows a full page is told from what
+/// the backend already gave. Where that runs out before the backend's end, the page says
+/// "truncated" (a next page may then be empty, as S3 allows).
 async fn fill<W: Walk>(walk: &mut W, max_keys: u32) -> Result<ListPage<W::Entry>, GatewayError> {
     let mut items = Vec::new();
+    let half = (max_keys as usize).div_ceil(2);
     while items.len() < max_keys as usize {
+        if items.len() >= half && walk.page_used_up() {
+            return Ok(ListPage {
+                items,
+                truncated: true,
+                plain_done: walk.cursors()[0].is_done(),
+            });
+        }
         match walk.next().await? {
             Some(item) => items.push(item),
             None => {
                 return Ok(ListPage {
                     items,
                     truncated: false,
+                    plain_done: true,
                 });
             }
         }
     }
-    let truncated = walk.next().await?.is_some();
-    Ok(ListPage { items, truncated })
+    let plain_done = walk.cursors()[0].is_done();
+    for cursor in walk.cursors() {
+        cursor.go_offline();
+    }
+    let follows = walk.next().await?.is_some();
+    let truncated = follows || walk.cursors().iter().any(|c| c.missed());
+    Ok(ListPage {
+        items,
+        truncated,
+        plain_done,
+    })
 }
 
 /// The merge of both streams into current objects, one at a time.
@@ -439,6 +533,32 @@ impl<'a> CurrentWalk<'a> {
 
 impl Walk for CurrentWalk<'_> {
     type Entry = Current;
+
+    /// A key's entry takes all its versions: the page is used up when the versions left in
+    /// it are all of the key next (more of them may be on the next page).
+    fn page_used_up(&self) -> bool {
+        let cursor = &self.versions.cursor;
+        if cursor.exhausted || cursor.jumped {
+            return false;
+        }
+        let key_of = |item: &BackendItem| match item {
+            BackendItem::Object(o) => layout::parse_version_name(&o.name).map(|(k, _)| k),
+            BackendItem::Prefix(_) => None,
+        };
+        let next = match &self.versions.next {
+            Some(Versioned::Version(key, _, _)) => Some(key.clone()),
+            Some(Versioned::Prefix(_)) => return false,
+            None => cursor.buffer.front().and_then(key_of),
+        };
+        match cursor.buffer.back() {
+            None => true,
+            Some(last) => next.is_some() && key_of(last) == next,
+        }
+    }
+
+    fn cursors(&mut self) -> [&mut dyn Reading; 2] {
+        [&mut self.plain.cursor, &mut self.versions.cursor]
+    }
 
     async fn next(&mut self) -> Result<Option<Listed<Current>>, GatewayError> {
         loop {
@@ -571,6 +691,7 @@ pub async fn list_versions(
         return Ok(ListPage {
             items: Vec::new(),
             truncated: false,
+            plain_done: true,
         });
     }
     let page = request.backend_page.max(1);
@@ -616,6 +737,14 @@ struct VersionWalk<'a> {
 
 impl Walk for VersionWalk<'_> {
     type Entry = Version;
+
+    fn page_used_up(&self) -> bool {
+        self.versions.next.is_none() && self.versions.cursor.used_up()
+    }
+
+    fn cursors(&mut self) -> [&mut dyn Reading; 2] {
+        [&mut self.plain.cursor, &mut self.versions.cursor]
+    }
 
     /// The next entry: of equal names, the versions folder's first (a key's versions come
     /// before its `null` version, which is the oldest).

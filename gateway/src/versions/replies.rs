@@ -44,21 +44,34 @@ pub fn max_keys(value: Option<&str>) -> Result<u32, GatewayError> {
     }
 }
 
-/// A ListObjectsV2 continuation token: the name the page after it starts after, opaque.
+/// A ListObjectsV2 continuation token, opaque: the name the page after it starts after, and
+/// (a `.n` after it) whether no plain name was left after that name (`ListPage::plain_done`).
 #[must_use]
-pub fn token_for(name: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+pub fn token_for(name: &str, plain_done: bool) -> String {
+    let mut token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name);
+    if plain_done {
+        token.push_str(PLAIN_DONE);
+    }
+    token
 }
 
-/// The name a continuation token stands for.
+/// What a token says after its name: no plain name follows (URL-safe base64 has no `.`).
+const PLAIN_DONE: &str = ".n";
+
+/// The name a continuation token stands for, and whether no plain name followed it.
 ///
 /// # Errors
 /// A token the gateway did not give.
-pub fn name_of_token(token: &str) -> Result<String, GatewayError> {
+pub fn name_of_token(token: &str) -> Result<(String, bool), GatewayError> {
+    let (encoded, plain_done) = match token.strip_suffix(PLAIN_DONE) {
+        Some(encoded) => (encoded, true),
+        None => (token, false),
+    };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
+        .decode(encoded)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
+        .map(|name| (name, plain_done))
         .ok_or_else(|| {
             GatewayError::InvalidArgument("The continuation token provided is incorrect".into())
         })
@@ -126,7 +139,11 @@ pub fn list_v2(
 ) -> String {
     let next = page
         .truncated
-        .then(|| page.items.last().map(|i| token_for(i.name())))
+        .then(|| {
+            page.items
+                .last()
+                .map(|i| token_for(i.name(), page.plain_done))
+        })
         .flatten();
     format!(
         "{HEAD}<ListBucketResult{XMLNS}>{}<KeyCount>{}</KeyCount><IsTruncated>{}</IsTruncated>{}{}{}{}</ListBucketResult>",
