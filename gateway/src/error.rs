@@ -71,6 +71,9 @@ pub enum GatewayError {
     /// A multipart upload id that names no upload.
     #[error("no such upload")]
     NoSuchUpload,
+    /// A conditional write (`If-None-Match`, `If-Match`) whose condition does not hold.
+    #[error("a precondition of the write did not hold")]
+    PreconditionFailed,
     /// Retention or legal hold asked of a delete marker.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -259,6 +262,10 @@ impl GatewayError {
             Self::NoSuchUpload => (
                 S3ErrorCode::NoSuchUpload,
                 "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.".to_owned(),
+            ),
+            Self::PreconditionFailed => (
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold".to_owned(),
             ),
             Self::MethodNotAllowed(m) => (S3ErrorCode::MethodNotAllowed, m.clone()),
             Self::BackendRetention => (S3ErrorCode::AccessDenied, LOCKED_MESSAGE.to_owned()),

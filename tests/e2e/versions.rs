@@ -29,6 +29,10 @@ use wormgate_tests::{LocalStack, Stack, s3_client};
 enum Step {
     Put(&'static str, &'static str),
     PutLocked(&'static str, &'static str, ObjectLockMode, i64),
+    /// PutObject with `If-None-Match: *`.
+    PutIfAbsent(&'static str, &'static str),
+    /// PutObject with `If-Match:` the ETag of a body (the first).
+    PutIfMatch(&'static str, &'static str, &'static str),
     Get(&'static str, Option<usize>),
     Head(&'static str, Option<usize>),
     Delete(&'static str, Option<usize>),
@@ -59,6 +63,10 @@ struct Side {
     written: HashMap<String, Vec<(String, String)>>,
     by_id: HashMap<String, String>,
     secs_offset: i64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `200` for a call that succeeded, else its status and error code.
@@ -152,15 +160,20 @@ impl Side {
         let c = self.client.clone();
         let b = self.bucket.clone();
         match step.clone() {
-            Step::Put(k, body) => {
-                match c
+            Step::Put(k, body) | Step::PutIfAbsent(k, body) | Step::PutIfMatch(k, _, body) => {
+                let mut put = c
                     .put_object()
                     .bucket(&b)
                     .key(k)
-                    .body(ByteStream::from_static(body.as_bytes()))
-                    .send()
-                    .await
-                {
+                    .body(ByteStream::from_static(body.as_bytes()));
+                if let Step::PutIfAbsent(..) = step {
+                    put = put.if_none_match("*");
+                }
+                if let Step::PutIfMatch(_, was, _) = step {
+                    use md5::Digest as _;
+                    put = put.if_match(format!("\"{}\"", hex(&md5::Md5::digest(was.as_bytes()))));
+                }
+                match put.send().await {
                     Ok(o) => format!("200 version={}", self.remember(k, o.version_id(), false)),
                     Err(e) => code_of(&e),
                 }
@@ -908,6 +921,25 @@ fn scenarios() -> Vec<(&'static str, Made, Vec<Step>)> {
                 GetRetention("data/ab/abcd", None),
                 Delete("data/ab/abcd", None),
                 ListVersions("data/", None, 1000),
+            ],
+        ),
+        (
+            // Conditional writes (S3 user guide, "Add preconditions to S3 operations with
+            // conditional requests"): If-None-Match: * fails while the key has a current
+            // version, not after a delete marker; If-Match compares the current version's ETag.
+            "conditional writes",
+            Made::Locked,
+            vec![
+                PutIfAbsent("c", "one"),
+                PutIfAbsent("c", "two"),
+                PutIfMatch("c", "one", "three"),
+                PutIfMatch("c", "one", "four"),
+                PutIfMatch("missing", "one", "x"),
+                Delete("c", None),
+                PutIfMatch("c", "three", "five"),
+                PutIfAbsent("c", "six"),
+                Get("c", None),
+                ListVersions("c", None, 1000),
             ],
         ),
         (

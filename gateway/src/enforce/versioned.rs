@@ -437,6 +437,78 @@ impl Gateway {
         }
     }
 
+    /// A conditional write on a versioned bucket (`If-None-Match: *`, `If-Match: <ETag>`),
+    /// checked against the key's current version: the store would check it against the new
+    /// version's own name, where it always holds (or never). Called under this gateway's lock
+    /// of the key, so two writes through it cannot both pass `If-None-Match: *`; through two
+    /// gateways at once they can (docs/DEPLOY.md).
+    ///
+    /// # Errors
+    /// 412 PreconditionFailed; 404 NoSuchKey for `If-Match` without a current version; 501
+    /// for an `If-None-Match` other than `*`, as S3 answers.
+    pub(crate) async fn check_write_conditions(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), GatewayError> {
+        let none_match = headers.get(http::header::IF_NONE_MATCH);
+        let if_match = headers.get(http::header::IF_MATCH);
+        if none_match.is_none() && if_match.is_none() {
+            return Ok(());
+        }
+        if none_match.is_some_and(|v| v.as_bytes().trim_ascii() != b"*") {
+            return Err(GatewayError::NotImplemented(
+                "A header you provided implies functionality that is not implemented".into(),
+            ));
+        }
+        let current = self.current_etag(bucket, key).await?;
+        if none_match.is_some() && current.is_some() {
+            return Err(GatewayError::PreconditionFailed);
+        }
+        if let Some(wanted) = if_match {
+            let Some(etag) = current else {
+                return Err(GatewayError::NoSuchKey);
+            };
+            let unquoted = |t: &str| {
+                t.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_owned()
+            };
+            let holds = String::from_utf8_lossy(wanted.as_bytes())
+                .split(',')
+                .any(|t| t.trim() == "*" || unquoted(t) == unquoted(&etag));
+            if !holds {
+                return Err(GatewayError::PreconditionFailed);
+            }
+        }
+        Ok(())
+    }
+
+    /// The ETag of the key's current version; `None` when it has none (no version, or a
+    /// delete marker).
+    async fn current_etag(&self, bucket: &str, key: &str) -> Result<Option<String>, GatewayError> {
+        let which = self.which(bucket, key, None).await?;
+        if which.is_delete_marker() {
+            return Ok(None);
+        }
+        let head = self.head_version(&which.object(bucket, key)).await?;
+        match head.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(
+                head.headers()
+                    .get(http::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            )),
+            s => Err(GatewayError::BackendUnavailable(format!(
+                "HEAD of the current version of {key} answered {s}"
+            ))),
+        }
+    }
+
     /// GetObject and HeadObject of a versioned bucket.
     pub(crate) async fn read_version(
         &self,

@@ -111,6 +111,10 @@ impl Gateway {
         } else {
             None
         };
+        if made.is_some() {
+            self.check_write_conditions(&bucket, &key, &call.headers)
+                .await?;
+        }
         let object = ObjectRef::new(&bucket, &key, made.as_ref().map(VersionId::as_str));
         let mut facts = self.facts(&call, &facts_of_bucket);
         let action = Action::Write { lock, bypass };
@@ -130,6 +134,12 @@ impl Gateway {
         let permit = self.decide(action, &facts).await?;
 
         let mut headers = backend_headers(&call.headers);
+        if made.is_some() {
+            // Checked above against the current version; the store would check them against
+            // the new version's own name.
+            headers.remove(http::header::IF_NONE_MATCH);
+            headers.remove(http::header::IF_MATCH);
+        }
         let mut source_version = None;
         if call.op == S3Op::CopyObject {
             canonical_directive(&mut headers)?;
