@@ -944,6 +944,65 @@ fn expire_all() -> aws_sdk_s3::types::BucketLifecycleConfiguration {
         .expect("lifecycle")
 }
 
+/// A bucket whose versions the gateway serves because a client enabled versioning on it gets no
+/// lifecycle rule: the store would apply it to the gateway's names (versions, the record that
+/// the bucket is versioned). Not through the gateway that enabled it, nor through another one
+/// with an empty index (which, vouching for nothing, must not take the record for a plain
+/// bucket's). The store itself is asked whether a rule landed.
+#[tokio::test]
+async fn a_bucket_versioned_by_the_gateway_gets_no_lifecycle() {
+    use wormgate_tests::locks::outcome;
+    let stack = Stack::start().await;
+    let admin = stack.admin();
+    let b = wormgate_tests::unique_bucket("verlife");
+    admin.create_bucket().bucket(&b).send().await.expect("bucket");
+    admin
+        .put_object()
+        .bucket(&b)
+        .key("k")
+        .body(ByteStream::from_static(b"before"))
+        .send()
+        .await
+        .expect("put");
+    admin
+        .put_bucket_versioning()
+        .bucket(&b)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning enabled");
+    let other = stack.beside().await;
+    for client in [admin.clone(), other.admin()] {
+        let refused = outcome(
+            client
+                .put_bucket_lifecycle_configuration()
+                .bucket(&b)
+                .lifecycle_configuration(expire_all())
+                .send(),
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.code.as_str()),
+            (501, "NotImplemented"),
+            "{refused:?}"
+        );
+    }
+    let on_store = stack
+        .direct()
+        .get_bucket_lifecycle_configuration()
+        .bucket(&b)
+        .send()
+        .await;
+    assert!(
+        on_store.as_ref().map_or(true, |r| r.rules().is_empty()),
+        "the store holds no rule: {on_store:?}"
+    );
+}
+
 /// A lock bucket is never deleted through the gateway while a version or delete marker is in
 /// it, nor once emptied (its lock records stay). No lifecycle rule is ever set on a lock
 /// bucket whose store does not enforce locks: not empty, not after the index is lost.

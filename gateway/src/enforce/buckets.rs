@@ -86,7 +86,6 @@ impl Gateway {
                 )));
             }
         }
-        self.locks.update_bucket(bucket, |r| r.versioned = false)?;
         self.locks.forget_bucket(bucket);
         Ok(())
     }
@@ -291,7 +290,7 @@ impl Gateway {
                 return Err(GatewayError::NoSuchBucket);
             }
             self.record_versioning(&bucket, permit).await?;
-            self.locks.update_bucket(&bucket, |r| r.versioned = true)?;
+            self.locks.note_versioned(&bucket, bucket_facts.lock);
             return Ok(crate::enforce::ok_empty());
         }
         if bucket_facts.profile != Profile::Native {
@@ -343,9 +342,26 @@ impl Gateway {
         if action == Action::PutLifecycle && bucket_facts.profile == Profile::Gateway {
             // Whatever this gateway's index says: if the backend records the bucket as a lock
             // bucket (another gateway made it one), no rule may expire its versions.
-            if let Some(lock) = self.bucket_on_backend(&bucket).await?.lock {
+            let stored = self.bucket_on_backend(&bucket).await?;
+            if let Some(lock) = stored.lock {
                 bucket_facts.lock.enabled |= lock.enabled;
             }
+            if stored.versioned {
+                bucket_facts.versioning = Versioning::Enabled;
+            }
+        }
+        if action == Action::PutLifecycle
+            && !native
+            && bucket_facts.versioning == Versioning::Enabled
+            && !bucket_facts.lock.enabled
+        {
+            // The store would apply the rules to the gateway's names, not the client's keys:
+            // expire versions by the wrong name, or the record that the bucket is versioned (a
+            // lock bucket is refused by the policy, 403, whatever its contents).
+            return Err(GatewayError::NotImplemented(
+                "Lifecycle rules are not supported on a bucket whose versions wormgate serves"
+                    .into(),
+            ));
         }
         let mut facts = self.facts(&call, &bucket_facts);
         if matches!(action, Action::PutLifecycle | Action::DeleteBucket) {

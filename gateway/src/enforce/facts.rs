@@ -138,11 +138,12 @@ impl Gateway {
     }
 
     /// A `gateway` or `bucket-retention` bucket's lock configuration and versioning: what the
-    /// store records (`versioned::StoredBucket`), which every gateway writes on a change, else
-    /// the index's (buckets from before those records). Kept in memory and read again once
-    /// older than `BUCKET_RECHECK`: a change made through another gateway (a bucket made a
-    /// lock bucket, a new default retention, versioning enabled) applies here within that
-    /// time. Where the store cannot be read, the last reading (or the index) stands.
+    /// store records (`versioned::StoredBucket`), which every gateway writes on a change; for
+    /// the lock, else the index's (buckets from before those records). Kept in memory and read
+    /// again once older than `BUCKET_RECHECK`: a change made through another gateway (a bucket
+    /// made a lock bucket, a new default retention, versioning enabled) applies here within
+    /// that time. Where the store cannot be read, the last reading (or the index) stands for
+    /// a lock bucket; for any other bucket the request is refused (503).
     async fn recorded_bucket(&self, bucket: &str) -> Result<BucketSettings, GatewayError> {
         let cached = self.locks.bucket_locks.get(bucket).map(|e| *e);
         if let Some((settings, at)) = cached
@@ -150,34 +151,34 @@ impl Gateway {
         {
             return Ok(settings);
         }
-        let indexed = self.locks.index.bucket(bucket)?.map(|r| BucketSettings {
-            lock: r.lock,
-            versioned: r.versioned,
-        });
+        let indexed = self.locks.index.bucket(bucket)?.map(|r| r.lock);
         let settings = match self.bucket_on_backend(bucket).await {
             Ok(stored) => {
-                let settings = BucketSettings {
-                    lock: stored.lock.or(indexed.map(|i| i.lock)).unwrap_or_default(),
-                    // Versioning once enabled stays, whichever of the two says it.
-                    versioned: stored.versioned || indexed.is_some_and(|i| i.versioned),
-                };
-                if stored.lock.is_some() && indexed != Some(settings)
-                    || stored.versioned && !indexed.is_some_and(|i| i.versioned)
+                if let Some(lock) = stored.lock
+                    && indexed != Some(lock)
                 {
-                    self.locks.update_bucket(bucket, |r| {
-                        r.lock = settings.lock;
-                        r.versioned = settings.versioned;
-                    })?;
+                    self.locks.update_bucket(bucket, |r| r.lock = lock)?;
                 }
-                settings
+                BucketSettings {
+                    lock: stored.lock.or(indexed).unwrap_or_default(),
+                    versioned: stored.versioned,
+                }
             }
-            Err(e) => match cached.map(|(settings, _)| settings).or(indexed) {
-                Some(known) if known.lock.enabled || known.versioned => {
-                    tracing::warn!(%bucket, error = %e, "bucket records unreadable; the last reading stands");
-                    return Ok(known);
+            Err(e) => {
+                let known = cached.map(|(settings, _)| settings).or(indexed.map(|lock| {
+                    BucketSettings {
+                        lock,
+                        versioned: false,
+                    }
+                }));
+                match known {
+                    Some(known) if known.lock.enabled => {
+                        tracing::warn!(%bucket, error = %e, "bucket records unreadable; the last reading stands");
+                        return Ok(known);
+                    }
+                    _ => return Err(e),
                 }
-                _ => return Err(e),
-            },
+            }
         };
         self.locks
             .bucket_locks

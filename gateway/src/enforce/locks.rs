@@ -48,15 +48,6 @@ pub(crate) struct BucketSettings {
     pub versioned: bool,
 }
 
-impl BucketSettings {
-    fn of(record: &BucketRecord) -> Self {
-        Self {
-            lock: record.lock,
-            versioned: record.versioned,
-        }
-    }
-}
-
 /// How long a refusal checked against a version's journal stands before the next refusal of a
 /// request on that version reads it again.
 const REFUSAL_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -114,11 +105,15 @@ impl Locks {
         if old.as_ref() != Some(&record) {
             self.index.put_bucket(bucket, &record)?;
         }
-        // The new record replaces whatever a reader cached, even one it read just before.
-        self.bucket_locks.insert(
-            bucket.to_owned(),
-            (BucketSettings::of(&record), std::time::Instant::now()),
-        );
+        // The new record replaces whatever a reader cached, even one it read just before;
+        // whether the bucket is versioned is not the index's to say (the store's record is).
+        let versioned = self.bucket_locks.get(bucket).is_some_and(|e| e.0.versioned);
+        let settings = BucketSettings {
+            lock: record.lock,
+            versioned,
+        };
+        self.bucket_locks
+            .insert(bucket.to_owned(), (settings, std::time::Instant::now()));
         Ok(())
     }
 
@@ -130,6 +125,16 @@ impl Locks {
     #[must_use]
     pub fn profile_of(&self, bucket: &str) -> Profile {
         self.settings.profile_of(bucket)
+    }
+
+    /// Remembers that a client just enabled versioning on a bucket (recorded on the store).
+    pub(crate) fn note_versioned(&self, bucket: &str, lock: BucketLock) {
+        let settings = BucketSettings {
+            lock,
+            versioned: true,
+        };
+        self.bucket_locks
+            .insert(bucket.to_owned(), (settings, std::time::Instant::now()));
     }
 
     /// Forgets what a native backend said about a bucket (after a change through the gateway).

@@ -160,10 +160,6 @@ pub struct BucketRecord {
     /// The backend's own bucket-level retention, as last read from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendRetention>,
-    /// A client enabled versioning on the bucket (without object lock): the gateway serves its
-    /// versions. A lock bucket is versioned whatever this says.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub versioned: bool,
 }
 
 impl BucketRecord {
@@ -173,7 +169,6 @@ impl BucketRecord {
             format: FORMAT_VERSION,
             lock,
             backend: None,
-            versioned: false,
         }
     }
 }
