@@ -955,7 +955,12 @@ async fn a_bucket_versioned_by_the_gateway_gets_no_lifecycle() {
     let stack = Stack::start().await;
     let admin = stack.admin();
     let b = wormgate_tests::unique_bucket("verlife");
-    admin.create_bucket().bucket(&b).send().await.expect("bucket");
+    admin
+        .create_bucket()
+        .bucket(&b)
+        .send()
+        .await
+        .expect("bucket");
     admin
         .put_object()
         .bucket(&b)

@@ -165,12 +165,13 @@ impl Gateway {
                 }
             }
             Err(e) => {
-                let known = cached.map(|(settings, _)| settings).or(indexed.map(|lock| {
-                    BucketSettings {
-                        lock,
-                        versioned: false,
-                    }
-                }));
+                let known =
+                    cached
+                        .map(|(settings, _)| settings)
+                        .or(indexed.map(|lock| BucketSettings {
+                            lock,
+                            versioned: false,
+                        }));
                 match known {
                     Some(known) if known.lock.enabled => {
                         tracing::warn!(%bucket, error = %e, "bucket records unreadable; the last reading stands");
