@@ -944,68 +944,143 @@ fn expire_all() -> aws_sdk_s3::types::BucketLifecycleConfiguration {
         .expect("lifecycle")
 }
 
-/// A bucket whose versions the gateway serves because a client enabled versioning on it gets no
-/// lifecycle rule: the store would apply it to the gateway's names (versions, the record that
-/// the bucket is versioned). Not through the gateway that enabled it, nor through another one
-/// with an empty index (which, vouching for nothing, must not take the record for a plain
-/// bucket's). The store itself is asked whether a rule landed.
+/// Versions the gateway keeps and lifecycle rules never meet on a store that runs the rules
+/// (LocalStack here, in the `gateway` profile): the rules would expire the versions by their
+/// backend names, and the record that the bucket is versioned.
+/// - A bucket with rules is not made versioned (403), and the store keeps no record of it.
+/// - A bucket made versioned gets no rules (501), through the gateway that made it so and
+///   through another with an empty index; the store holds none.
+/// - Rules and a lock configuration put at the same moment through two gateways, on many
+///   buckets: whichever order the requests take on the store, no bucket ends with both.
 #[tokio::test]
-async fn a_bucket_versioned_by_the_gateway_gets_no_lifecycle() {
+async fn lifecycle_rules_and_kept_versions_never_meet() {
     use wormgate_tests::locks::outcome;
-    let stack = Stack::start().await;
-    let admin = stack.admin();
-    let b = wormgate_tests::unique_bucket("verlife");
-    admin
-        .create_bucket()
-        .bucket(&b)
-        .send()
-        .await
-        .expect("bucket");
-    admin
-        .put_object()
-        .bucket(&b)
-        .key("k")
-        .body(ByteStream::from_static(b"before"))
-        .send()
-        .await
-        .expect("put");
-    admin
-        .put_bucket_versioning()
-        .bucket(&b)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
+    let localstack = wormgate_tests::LocalStack::start().await;
+    let one = Stack::start_remote(localstack.backend(), policy::lock::Profile::Gateway).await;
+    let two = one.beside().await;
+    let (admin_one, admin_two) = (one.admin(), two.admin());
+    let store = wormgate_tests::s3_client(
+        &format!("http://127.0.0.1:{}", localstack.port),
+        "test",
+        "test",
+    );
+    let enable = |client: aws_sdk_s3::Client, b: String| async move {
+        outcome(
+            client
+                .put_bucket_versioning()
+                .bucket(b)
+                .versioning_configuration(
+                    aws_sdk_s3::types::VersioningConfiguration::builder()
+                        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send(),
         )
-        .send()
         .await
-        .expect("versioning enabled");
-    let other = stack.beside().await;
-    for client in [admin.clone(), other.admin()] {
-        let refused = outcome(
+    };
+    let put_rules = |client: aws_sdk_s3::Client, b: String| async move {
+        outcome(
             client
                 .put_bucket_lifecycle_configuration()
-                .bucket(&b)
+                .bucket(b)
                 .lifecycle_configuration(expire_all())
                 .send(),
         )
-        .await;
+        .await
+    };
+
+    let ruled = one.new_bucket("liferst").await;
+    assert_eq!(
+        put_rules(admin_one.clone(), ruled.clone()).await.status,
+        200
+    );
+    let refused = enable(admin_one.clone(), ruled.clone()).await;
+    assert_eq!(
+        (refused.status, refused.code.as_str()),
+        (403, "AccessDenied")
+    );
+    assert!(!settings_on_store(&store, &ruled, "versioning!").await);
+
+    let versioned = one.new_bucket("verlife").await;
+    assert_eq!(
+        enable(admin_one.clone(), versioned.clone()).await.status,
+        200
+    );
+    for client in [admin_one.clone(), admin_two.clone()] {
+        let refused = put_rules(client, versioned.clone()).await;
         assert_eq!(
             (refused.status, refused.code.as_str()),
-            (501, "NotImplemented"),
-            "{refused:?}"
+            (501, "NotImplemented")
         );
     }
-    let on_store = stack
-        .direct()
+    assert!(
+        !rules_on_store(&store, &versioned).await,
+        "the store holds no rule"
+    );
+
+    let mut buckets = Vec::new();
+    for i in 0..24 {
+        buckets.push(one.new_bucket(&format!("cross{i}")).await);
+    }
+    let lock_config = aws_sdk_s3::types::ObjectLockConfiguration::builder()
+        .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+        .build();
+    let races = buckets.iter().enumerate().map(|(i, b)| {
+        // Half the rules go through one gateway, half through the other.
+        let (rules_via, lock_via) = if i % 2 == 0 {
+            (admin_one.clone(), admin_two.clone())
+        } else {
+            (admin_two.clone(), admin_one.clone())
+        };
+        let lock = lock_via
+            .put_object_lock_configuration()
+            .bucket(b)
+            .object_lock_configuration(lock_config.clone())
+            .send();
+        let rules = put_rules(rules_via, b.clone());
+        async move {
+            let (rules, lock) = tokio::join!(rules, outcome(lock));
+            (rules.status, lock.status)
+        }
+    });
+    let answers = futures::future::join_all(races).await;
+    let mut both_stayed = Vec::new();
+    for (b, (rules_answer, lock_answer)) in buckets.iter().zip(&answers) {
+        let rules = rules_on_store(&store, b).await;
+        let lock = settings_on_store(&store, b, "lock!").await;
+        println!(
+            "{b}: rules answered {rules_answer}, lock answered {lock_answer}; on the store: rules {rules}, lock record {lock}"
+        );
+        if rules && lock {
+            both_stayed.push(b.clone());
+        }
+    }
+    assert!(
+        both_stayed.is_empty(),
+        "rules on lock buckets: {both_stayed:?}"
+    );
+}
+
+/// Whether the store holds lifecycle rules for `bucket`.
+async fn rules_on_store(store: &aws_sdk_s3::Client, bucket: &str) -> bool {
+    let got = store
         .get_bucket_lifecycle_configuration()
-        .bucket(&b)
+        .bucket(bucket)
         .send()
         .await;
-    assert!(
-        on_store.as_ref().map_or(true, |r| r.rules().is_empty()),
-        "the store holds no rule: {on_store:?}"
-    );
+    got.is_ok_and(|r| !r.rules().is_empty())
+}
+
+/// Whether the store holds a record of the bucket's settings (`lock!`, `versioning!`).
+async fn settings_on_store(store: &aws_sdk_s3::Client, bucket: &str, record: &str) -> bool {
+    let listed = store
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!(".wormgate/bucket/{record}"))
+        .send()
+        .await
+        .expect("the store lists the bucket");
+    listed.key_count().unwrap_or(0) > 0
 }
 
 /// A lock bucket is never deleted through the gateway while a version or delete marker is in

@@ -10,6 +10,7 @@ use policy::rules::{Action, BucketContents, DenyReason};
 use s3s::{Body, S3Response};
 
 use crate::backend::door::{backend_headers, reply};
+use crate::enforce::Permit;
 use crate::enforce::ok_empty;
 use crate::enforce::profile::Carried;
 use crate::enforce::{Call, Gateway};
@@ -18,6 +19,9 @@ use crate::s3::lock_headers;
 use crate::s3::lock_xml;
 use crate::s3::reply_with;
 use crate::versions::layout;
+
+/// The name under which a gateway serialises a bucket's settings changes (`settings_guard`).
+const SETTINGS_LOCK: &str = ".wormgate/bucket/";
 
 impl Gateway {
     /// Whether the backend lists no object in `bucket` (one ListObjectsV2 of one key).
@@ -90,6 +94,63 @@ impl Gateway {
         Ok(())
     }
 
+    /// Serialises, through this gateway, the changes of a bucket's settings that must not
+    /// cross: a lock or versioning on one side, lifecycle rules on the other. The name is the
+    /// gateway's own folder, which no client key can take.
+    async fn settings_guard(&self, bucket: &str) -> crate::enforce::key_locks::KeyGuard {
+        self.locks.keys.lock(bucket, SETTINGS_LOCK).await
+    }
+
+    /// After recording that the bucket is a lock or versioned bucket: lifecycle rules put
+    /// through another gateway at the same moment (checked before the record landed) are
+    /// removed from the store. The rules lose: the store must never expire the versions the
+    /// gateway keeps, whatever order the two requests took.
+    async fn remove_crossing_rules(
+        &self,
+        bucket: &str,
+        action: Action,
+        facts: &policy::rules::Facts,
+    ) -> Result<(), GatewayError> {
+        if !self.has_lifecycle_rules(bucket).await? {
+            return Ok(());
+        }
+        tracing::warn!(%bucket, "lifecycle rules were put while the bucket became a lock or versioned bucket: removed from the store");
+        self.delete_lifecycle(bucket, self.permit_again(action, facts).await?)
+            .await
+    }
+
+    /// Removes the bucket's lifecycle rules from the store.
+    async fn delete_lifecycle(&self, bucket: &str, permit: Permit) -> Result<(), GatewayError> {
+        let target = crate::s3::target::Target {
+            bucket: Some(bucket.to_owned()),
+            key: None,
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("0"),
+        );
+        let resp = self
+            .send(
+                http::Method::DELETE,
+                &target,
+                Some("lifecycle="),
+                headers,
+                crate::enforce::empty_body(),
+                crate::backend::Payload::Unsigned,
+                permit,
+            )
+            .await?;
+        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(GatewayError::BackendUnavailable(format!(
+                "removing the lifecycle rules of {bucket} answered {}",
+                resp.status()
+            )))
+        }
+    }
+
     /// Whether the backend has the bucket (HeadBucket).
     ///
     /// # Errors
@@ -155,6 +216,7 @@ impl Gateway {
         let permit = self
             .decide(Action::CreateBucket { lock_enabled }, &facts)
             .await?;
+        let _settings = self.settings_guard(&bucket).await;
         if lock_enabled
             && bucket_facts.profile == Profile::Gateway
             && self.has_lifecycle_rules(&bucket).await?
@@ -181,6 +243,7 @@ impl Gateway {
                 permit,
             )
             .await?;
+            self.remove_crossing_rules(&bucket, action, &facts).await?;
         }
         if resp.status().is_success() && !native {
             // A bucket made through the gateway has a record: the index vouches for what is
@@ -206,6 +269,7 @@ impl Gateway {
         let bucket_facts = self.bucket_facts(&bucket).await?;
         let facts = self.facts(&call, &bucket_facts);
         let permit = self.decide(Action::PutLockConfiguration, &facts).await?;
+        let _settings = self.settings_guard(&bucket).await;
         if bucket_facts.profile == Profile::Gateway && self.has_lifecycle_rules(&bucket).await? {
             // Rules set while the bucket was plain would expire the locked versions to come.
             return Err(GatewayError::Denied(DenyReason::LifecycleOnLockBucket));
@@ -229,6 +293,10 @@ impl Gateway {
         self.record_bucket_lock(&bucket, &lock, permit).await?;
         // What the index knows of the backend's own retention stays.
         self.locks.update_bucket(&bucket, |r| r.lock = lock)?;
+        if bucket_facts.profile == Profile::Gateway {
+            self.remove_crossing_rules(&bucket, Action::PutLockConfiguration, &facts)
+                .await?;
+        }
         Ok(ok_empty())
     }
 
@@ -285,12 +353,22 @@ impl Gateway {
         }
         if !suspend && bucket_facts.profile != Profile::Native {
             // The store keeps one version per key: the gateway serves the versions, from the
-            // bucket's present objects (its `null` versions) on. The bucket must exist.
+            // bucket's present objects (its `null` versions) on. The bucket must exist, without
+            // lifecycle rules: the store would apply them to the gateway's names (expire the
+            // record that the bucket is versioned, and the versions).
+            let _settings = self.settings_guard(&bucket).await;
             if !self.bucket_exists(&call.target).await? {
                 return Err(GatewayError::NoSuchBucket);
             }
+            if self.has_lifecycle_rules(&bucket).await? {
+                return Err(GatewayError::AccessDenied(
+                    "Access Denied because the bucket has lifecycle rules, which this storage backend would apply to the versions wormgate keeps: remove them first.".into(),
+                ));
+            }
             self.record_versioning(&bucket, permit).await?;
             self.locks.note_versioned(&bucket, bucket_facts.lock);
+            let action = Action::PutVersioning { suspend };
+            self.remove_crossing_rules(&bucket, action, &facts).await?;
             return Ok(crate::enforce::ok_empty());
         }
         if bucket_facts.profile != Profile::Native {
@@ -339,6 +417,11 @@ impl Gateway {
         let bucket = call.bucket()?.to_owned();
         let mut bucket_facts = self.bucket_facts(&bucket).await?;
         let native = bucket_facts.profile == Profile::Native;
+        let _settings = if action == Action::PutLifecycle && !native {
+            Some(self.settings_guard(&bucket).await)
+        } else {
+            None
+        };
         if action == Action::PutLifecycle && bucket_facts.profile == Profile::Gateway {
             // Whatever this gateway's index says: if the backend records the bucket as a lock
             // bucket (another gateway made it one), no rule may expire its versions.
@@ -420,6 +503,21 @@ impl Gateway {
             self.locks.index.remove_bucket(&bucket)?;
         }
         self.locks.forget_bucket(&bucket);
+        if action == Action::PutLifecycle
+            && bucket_facts.profile == Profile::Gateway
+            && resp.status().is_success()
+        {
+            // The bucket may have become a lock or versioned bucket through another gateway
+            // while the rules were on their way (that gateway checked for rules before): the
+            // store is asked again, and the rules taken back if so.
+            let stored = self.bucket_on_backend(&bucket).await?;
+            if stored.lock.is_some_and(|l| l.enabled) || stored.versioned {
+                tracing::warn!(%bucket, "the bucket became a lock or versioned bucket while lifecycle rules were put: removed from the store");
+                self.delete_lifecycle(&bucket, self.permit_again(action, &facts).await?)
+                    .await?;
+                return Err(GatewayError::Denied(DenyReason::LifecycleOnLockBucket));
+            }
+        }
         Ok(reply(resp))
     }
 }

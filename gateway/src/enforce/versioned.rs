@@ -453,8 +453,17 @@ impl Gateway {
         headers: &HeaderMap,
     ) -> Result<(), GatewayError> {
         let none_match = headers.get(http::header::IF_NONE_MATCH);
-        let if_match = headers.get(http::header::IF_MATCH);
-        if none_match.is_none() && if_match.is_none() {
+        let if_match: Vec<String> = headers
+            .get_all(http::header::IF_MATCH)
+            .iter()
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if none_match.is_none() && if_match.is_empty() {
             return Ok(());
         }
         if none_match.is_some_and(|v| v.as_bytes().trim_ascii() != b"*") {
@@ -466,19 +475,16 @@ impl Gateway {
         if none_match.is_some() && current.is_some() {
             return Err(GatewayError::PreconditionFailed);
         }
-        if let Some(wanted) = if_match {
+        if !if_match.is_empty() {
             let Some(etag) = current else {
                 return Err(GatewayError::NoSuchKey);
             };
-            let unquoted = |t: &str| {
-                t.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .to_owned()
-            };
-            let holds = String::from_utf8_lossy(wanted.as_bytes())
-                .split(',')
-                .any(|t| t.trim() == "*" || unquoted(t) == unquoted(&etag));
+            // Compared strongly (a weak tag never matches); an ETag the store did not give
+            // matches nothing but `*`.
+            let etag = etag.trim_matches('"');
+            let holds = if_match
+                .iter()
+                .any(|t| t == "*" || (!etag.is_empty() && t.trim_matches('"') == etag));
             if !holds {
                 return Err(GatewayError::PreconditionFailed);
             }
@@ -489,11 +495,35 @@ impl Gateway {
     /// The ETag of the key's current version; `None` when it has none (no version, or a
     /// delete marker).
     async fn current_etag(&self, bucket: &str, key: &str) -> Result<Option<String>, GatewayError> {
-        let which = self.which(bucket, key, None).await?;
-        if which.is_delete_marker() {
+        let listed = self.which(bucket, key, None).await?;
+        // A version this gateway wrote that the store's listing does not show yet is newer
+        // still (ids sort newest first); gone since, the listing's stands.
+        let remembered = self
+            .locks
+            .index
+            .latest(bucket, key)?
+            .and_then(|v| VersionId::parse(&v))
+            .filter(|known| match &listed {
+                Which::Made(l) => known.as_str() < l.as_str(),
+                Which::Null => true,
+            });
+        if let Some(known) = remembered {
+            let which = Which::Made(known);
+            if let Some(etag) = self.etag_of(&which.object(bucket, key)).await? {
+                // A delete marker that is there: the key has no current version.
+                return Ok((!which.is_delete_marker()).then_some(etag));
+            }
+        }
+        if listed.is_delete_marker() {
             return Ok(None);
         }
-        let head = self.head_version(&which.object(bucket, key)).await?;
+        self.etag_of(&listed.object(bucket, key)).await
+    }
+
+    /// A version's ETag, from its HEAD; `None` when it is gone.
+    async fn etag_of(&self, object: &ObjectRef) -> Result<Option<String>, GatewayError> {
+        let key = &object.key;
+        let head = self.head_version(object).await?;
         match head.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(

@@ -111,10 +111,6 @@ impl Gateway {
         } else {
             None
         };
-        if made.is_some() {
-            self.check_write_conditions(&bucket, &key, &call.headers)
-                .await?;
-        }
         let object = ObjectRef::new(&bucket, &key, made.as_ref().map(VersionId::as_str));
         let mut facts = self.facts(&call, &facts_of_bucket);
         let action = Action::Write { lock, bypass };
@@ -132,6 +128,12 @@ impl Gateway {
             .await?;
         }
         let permit = self.decide(action, &facts).await?;
+        if made.is_some() {
+            // Once the write is allowed: a caller that may not write learns nothing of the
+            // key from a precondition's answer.
+            self.check_write_conditions(&bucket, &key, &call.headers)
+                .await?;
+        }
 
         let mut headers = backend_headers(&call.headers);
         if made.is_some() {
