@@ -81,7 +81,7 @@ impl Gateway {
             };
             let permit = self.permit_again(action, facts).await?;
             let resp = self
-                .send_empty(http::Method::DELETE, &target, permit)
+                .send_empty(http::Method::DELETE, &target, None, permit)
                 .await?;
             if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
                 return Err(GatewayError::BackendUnavailable(format!(
@@ -125,21 +125,8 @@ impl Gateway {
             bucket: Some(bucket.to_owned()),
             key: None,
         };
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from_static("0"),
-        );
         let resp = self
-            .send(
-                http::Method::DELETE,
-                &target,
-                Some("lifecycle="),
-                headers,
-                crate::enforce::empty_body(),
-                crate::backend::Payload::Unsigned,
-                permit,
-            )
+            .send_empty(http::Method::DELETE, &target, Some("lifecycle="), permit)
             .await?;
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             Ok(())

@@ -149,7 +149,7 @@ impl Gateway {
         let which = versioned::parse_version(v)?;
         let (target, _) = self.address(object);
         let resp = self
-            .send_empty(http::Method::DELETE, &target, permit)
+            .send_empty(http::Method::DELETE, &target, None, permit)
             .await?;
         if !resp.status().is_success() {
             return Ok(Err(reply(resp)));

@@ -454,7 +454,8 @@ impl Gateway {
                 entry,
             )),
         };
-        self.send_empty(http::Method::PUT, &target, permit).await
+        self.send_empty(http::Method::PUT, &target, None, permit)
+            .await
     }
 
     /// Confirms against the backend an answer on the index's word alone. An allow of a

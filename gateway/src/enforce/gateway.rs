@@ -225,11 +225,12 @@ impl Gateway {
     }
 
     /// Sends one request without a body or headers of its own (a delete, a delete marker, a
-    /// journal record) the policy allowed.
+    /// journal record, a bucket's lifecycle rules removed) the policy allowed.
     pub(crate) async fn send_empty(
         &self,
         method: Method,
         target: &Target,
+        query: Option<&str>,
         permit: Permit,
     ) -> Result<Response<Incoming>, GatewayError> {
         let mut headers = HeaderMap::new();
@@ -238,7 +239,7 @@ impl Gateway {
         self.send(
             method,
             target,
-            None,
+            query,
             headers,
             body,
             Payload::Unsigned,

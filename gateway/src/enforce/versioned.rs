@@ -612,7 +612,7 @@ impl Gateway {
             bucket: Some(bucket.to_owned()),
             key: Some(layout::version_name(key, &id)),
         };
-        let resp = self.send_empty(Method::PUT, &target, permit).await?;
+        let resp = self.send_empty(Method::PUT, &target, None, permit).await?;
         if resp.status().is_success() {
             self.note_written(bucket, key, &id)?;
             Ok(Ok(id))
